@@ -1,0 +1,42 @@
+"""The exception tree of pytest-novaload.
+
+Every error a user can cause names the value, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class NovaloadError(Exception):
+    """Base class of every error raised by pytest-novaload."""
+
+
+class ConfigError(NovaloadError, ValueError):
+    """A bad value in a marker, an option or a client call.
+
+    ``problems`` holds every problem found, so that all of them are reported at once.
+    """
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(f"- {p}" for p in self.problems) if len(self.problems) > 1
+                         else self.problems[0])
+
+
+class ThresholdSyntaxError(ConfigError):
+    """A threshold expression that does not follow the k6 grammar."""
+
+
+class UsageError(NovaloadError):
+    """The plugin was used the wrong way (``load.run`` twice, never, ...)."""
+
+
+class ThresholdsFailed(AssertionError):
+    """Raised by ``load.run`` when one or more thresholds are broken."""
+
+
+class LoadAborted(ThresholdsFailed):
+    """A threshold with ``abort_on_fail`` broke and stopped the run early."""
+
+
+class ShardError(NovaloadError):
+    """A generator shard (xdist worker) crashed or left before its result arrived."""
