@@ -195,8 +195,6 @@ def _pool_kwargs(options: Mapping[str, Any]) -> tuple[dict[str, Any], float | No
 class _Queries:
     """fetch/fetchrow/fetchval/execute/executemany, each timed and counted by name and kind."""
 
-    _client: DbClient
-
     async def _call(self, method: str, sql: str, args: Sequence[Any], name: str | None,
                     kind: str | None, timeout: float | None, **extra: Any) -> Any:
         raise NotImplementedError
@@ -234,7 +232,6 @@ class DbClient(_Queries):
     """Per-VU ``vu.db``: each call borrows a pool connection and returns it right after."""
 
     def __init__(self, ctx: ClientContext, pool: DbPool) -> None:
-        self._client = self
         self._ctx = ctx
         self._pool = pool
         self._store = ctx.store
@@ -255,7 +252,8 @@ class DbClient(_Queries):
 
         Commits on normal exit, rolls back when the block raises (the exception propagates).
         ``db_tx_duration{name, kind}`` gets the time from BEGIN to the end of COMMIT/ROLLBACK;
-        kind is "write" when a write ran inside, else "read".
+        kind is "write" when a write ran inside, else "read". BEGIN/COMMIT are not counted as
+        queries; when no connection can be had, it counts as a failed write query named ``name``.
         """
         return DbTransaction(self, name, isolation=isolation, readonly=readonly,
                              deferrable=deferrable)
@@ -347,6 +345,7 @@ class DbTransaction(_Queries):
             raise RuntimeError(f"transaction {self.name!r} is already open; "
                                f"use a new vu.db.transaction() for another one")
         client = self._client
+        self._wrote = False
         try:
             self._pool, self._conn = await client._acquire()
         except Exception:

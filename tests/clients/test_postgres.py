@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +19,8 @@ from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
 
 Scenario = Callable[[DbClient], Awaitable[None]]
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -213,3 +219,11 @@ def test_config_errors_name_the_value_and_the_fix(store: MetricStore, pg_dsn: st
             await no_url.fetch("SELECT 1", kind="reads")
 
     run(main())
+
+
+def test_module_imports_without_websockets_or_pytest() -> None:
+    code = ("import sys; sys.modules['websockets'] = None; "
+            "import pytest_novaload.clients.postgres; "
+            "assert 'pytest' not in sys.modules, 'the client must not import pytest'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": ROOT})

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +58,8 @@ async def ws_server() -> AsyncIterator[str]:
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 10))
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -342,3 +348,11 @@ def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore
                 assert ws.raw.local_address[0] == "127.0.0.2"
 
     run(main())
+
+
+def test_module_imports_without_asyncpg_or_pytest() -> None:
+    code = ("import sys; sys.modules['asyncpg'] = None; "
+            "import pytest_novaload.clients.websocket; "
+            "assert 'pytest' not in sys.modules, 'the client must not import pytest'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": ROOT})
