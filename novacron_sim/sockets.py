@@ -1,0 +1,336 @@
+"""WebSocket endpoints: the /ws hub (channels, ping, queries) and /dwcp/v3 (migration progress).
+
+Idle connections cost only their aiohttp handler: pushes come from one broadcaster task per
+channel per worker, running while the channel has subscribers. permessage-deflate is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from novacron_sim import plan as planmod
+from novacron_sim.core import SIM, Sim, dumps, error_response, loads, now_ms
+from novacron_sim.migrations import STORE, MigrationStore
+
+__all__ = ["CHANNELS", "HUB", "QUERIES", "Hub", "dwcp_ws", "hub_ws"]
+
+CHANNELS = ("vm_status", "metrics", "alerts")
+QUERIES = ("vm_count", "vm_status", "zones", "migration_status")
+_MAX_MSG = 64 * 1024
+
+
+class Hub:
+    """Channel subscriptions of one worker and the broadcaster task of each channel."""
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.subscribers: dict[str, set[web.WebSocketResponse]] = {c: set() for c in CHANNELS}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._seq = 0
+
+    def subscribe(self, ws: web.WebSocketResponse, channel: str) -> None:
+        self.subscribers[channel].add(ws)
+        pump = self._pumps.get(channel)
+        if pump is None or pump.done():
+            self._pumps[channel] = self.sim.spawn(self._pump(channel))
+
+    def unsubscribe(self, ws: web.WebSocketResponse, channel: str) -> None:
+        self.subscribers[channel].discard(ws)
+
+    def drop(self, ws: web.WebSocketResponse) -> None:
+        for subs in self.subscribers.values():
+            subs.discard(ws)
+
+    def _event(self, channel: str) -> dict[str, Any]:
+        rng, sim = self.sim.rng, self.sim
+        self._seq += 1
+        if channel == "vm_status":
+            vm_id = rng.randint(1, max(1, sim.vm_max))
+            data: dict[str, Any] = {
+                "vm_id": vm_id,
+                "state": rng.choice(("running", "running", "running", "stopped", "paused")),
+                "zone": sim.zones[vm_id % len(sim.zones)],
+            }
+        elif channel == "metrics":
+            data = {
+                "host": rng.choice(sim.host_names) if sim.host_names else "host-0",
+                "cpu_pct": round(rng.uniform(0, 100), 1),
+                "mem_pct": round(rng.uniform(20, 95), 1),
+                "net_rx_kbps": round(rng.uniform(0, 10_000), 1),
+                "net_tx_kbps": round(rng.uniform(0, 10_000), 1),
+            }
+        else:
+            vm_id = rng.randint(1, max(1, sim.vm_max))
+            data = {
+                "vm_id": vm_id,
+                "severity": rng.choice(("info", "warning", "warning", "critical")),
+                "message": rng.choice(
+                    ("cpu above 90%", "memory above 85%", "disk latency high", "host degraded")
+                ),
+            }
+        return {"type": "event", "channel": channel, "seq": self._seq, "ts": now_ms(), "data": data}
+
+    async def _pump(self, channel: str) -> None:
+        subs = self.subscribers[channel]
+        sent = self.sim.shared.index["ws:hub:sent"]
+        while subs:
+            await asyncio.sleep(self.sim.shared.knob("push_interval_ms") / 1000.0)
+            payload = dumps(self._event(channel)).decode()
+            n = 0
+            for ws in list(subs):
+                if ws.closed:
+                    subs.discard(ws)
+                    continue
+                try:
+                    await ws.send_str(payload)
+                    n += 1
+                except (ConnectionError, RuntimeError):
+                    subs.discard(ws)
+            self.sim.shared.inc(sent, n)
+
+
+HUB = web.AppKey("hub", Hub)
+
+
+async def _open(request: web.Request, endpoint: str) -> web.WebSocketResponse | web.Response:
+    sim = request.app[SIM]
+    reason = sim.check_token(request)
+    if reason is not None:
+        sim.count(f"ws:{endpoint}:rejected")
+        return error_response(401, reason, headers={"WWW-Authenticate": "Bearer"})
+    ws = web.WebSocketResponse(compress=False, max_msg_size=_MAX_MSG, autoping=True)
+    await ws.prepare(request)
+    sim.websockets.add(ws)
+    sim.count(f"ws:{endpoint}:opened")
+    return ws
+
+
+class _Conn:
+    """Send helper counting outgoing messages for one connection."""
+
+    __slots__ = ("sent_index", "sim", "ws")
+
+    def __init__(self, sim: Sim, ws: web.WebSocketResponse, endpoint: str) -> None:
+        self.sim = sim
+        self.ws = ws
+        self.sent_index = sim.shared.index[f"ws:{endpoint}:sent"]
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(dumps(msg).decode())
+            self.sim.shared.inc(self.sent_index)
+
+
+async def _messages(conn: _Conn, endpoint: str) -> Any:
+    """Yield decoded JSON objects; answer malformed ones with an error message."""
+    received = conn.sim.shared.index[f"ws:{endpoint}:received"]
+    async for msg in conn.ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        conn.sim.shared.inc(received)
+        try:
+            data = loads(msg.data)
+        except ValueError as exc:
+            await conn.send({"type": "error", "error": f"malformed JSON: {exc}"})
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            await conn.send({"type": "error", "error": "messages are JSON objects with a type"})
+            continue
+        yield data
+
+
+def _pong(msg: dict[str, Any]) -> dict[str, Any]:
+    out = {"type": "pong", "id": msg.get("id"), "ts": now_ms()}
+    if "ts" in msg:
+        out["client_ts"] = msg["ts"]
+    return out
+
+
+def _channels(msg: dict[str, Any]) -> list[str] | str:
+    """The channels a (un)subscribe names, or an error reason."""
+    raw = msg.get("channels", msg.get("channel"))
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
+        return f"name a channel: 'channel' or 'channels', from {', '.join(CHANNELS)}"
+    unknown = [c for c in names if c not in CHANNELS]
+    if unknown:
+        return f"unknown channel {unknown[0]!r}; known: {', '.join(CHANNELS)}"
+    return names
+
+
+async def _answer_query(conn: _Conn, store: MigrationStore, msg: dict[str, Any]) -> None:
+    sim = conn.sim
+    corr = msg.get("id")
+    injected = await sim.injected()
+    if injected is not None:
+        await conn.send({"type": "error", "id": corr, "error": "injected"})
+        return
+    query = msg.get("query")
+    params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+    assert isinstance(params, dict)
+    result: Any
+    try:
+        if query == "vm_count":
+            result = {"count": await sim.pool.fetchval("SELECT count(*) FROM vms")}
+        elif query == "vm_status":
+            vm_id = params.get("vm_id", msg.get("vm_id"))
+            if isinstance(vm_id, bool) or not isinstance(vm_id, int):
+                raise LookupError("vm_status needs an integer vm_id (in params)")
+            row = await sim.pool.fetchrow(
+                "SELECT id AS vm_id, state, zone FROM vms WHERE id = $1", vm_id
+            )
+            if row is None:
+                raise LookupError(f"vm {vm_id} not found")
+            result = dict(row)
+        elif query == "zones":
+            result = {"zones": list(sim.zones)}
+        elif query == "migration_status":
+            mid = params.get("migration_id", msg.get("migration_id"))
+            p = await store.get(mid) if isinstance(mid, int) else None
+            if p is None:
+                raise LookupError(f"migration {mid!r} not found")
+            result = store.view(p)
+        else:
+            raise LookupError(f"unknown query {query!r}; known: {', '.join(QUERIES)}")
+    except LookupError as exc:
+        await conn.send({"type": "error", "id": corr, "error": str(exc.args[0])})
+        return
+    await conn.send(
+        {"type": "response", "id": corr, "query": query, "result": result, "ts": now_ms()}
+    )
+
+
+async def _finish(
+    sim: Sim, ws: web.WebSocketResponse, endpoint: str, tasks: set[asyncio.Task[Any]]
+) -> None:
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    sim.websockets.discard(ws)
+    sim.count(f"ws:{endpoint}:closed")
+
+
+async def hub_ws(request: web.Request) -> web.StreamResponse:
+    """/ws: subscribe/unsubscribe channels, ping -> pong, query -> response (by id)."""
+    opened = await _open(request, "hub")
+    if not isinstance(opened, web.WebSocketResponse):
+        return opened
+    ws, sim, hub, store = opened, request.app[SIM], request.app[HUB], request.app[STORE]
+    conn = _Conn(sim, ws, "hub")
+    tasks: set[asyncio.Task[Any]] = set()
+    try:
+        async for msg in _messages(conn, "hub"):
+            kind = msg["type"]
+            if kind == "ping":
+                await conn.send(_pong(msg))
+            elif kind in ("subscribe", "unsubscribe"):
+                names = _channels(msg)
+                if isinstance(names, str):
+                    await conn.send({"type": "error", "id": msg.get("id"), "error": names})
+                    continue
+                for c in names:
+                    (hub.subscribe if kind == "subscribe" else hub.unsubscribe)(ws, c)
+                await conn.send({"type": f"{kind}d", "id": msg.get("id"), "channels": names})
+            elif kind == "query":
+                task = asyncio.get_running_loop().create_task(_answer_query(conn, store, msg))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                await conn.send(
+                    {
+                        "type": "error",
+                        "id": msg.get("id"),
+                        "error": f"unknown message type {kind!r}; known: ping, "
+                        "subscribe, unsubscribe, query",
+                    }
+                )
+    finally:
+        hub.drop(ws)
+        await _finish(sim, ws, "hub", tasks)
+    return ws
+
+
+async def _watch(conn: _Conn, store: MigrationStore, p: planmod.Plan) -> None:
+    """Send a progress event at each step of the migration, then completed/failed."""
+    last: tuple[str, int] | None = None
+    while True:
+        now = time.time()
+        v = store.view(p, now)
+        base = {
+            "migration_id": p.id,
+            "phase": v["phase"],
+            "progress": v["progress"],
+            "state": v["state"],
+            "ts": now_ms(),
+        }
+        if v["state"] in ("completed", "failed"):
+            final = {"type": v["state"], **base, "duration_ms": v["duration_ms"]}
+            if "error" in v:
+                final["error"] = v["error"]
+            await conn.send(final)
+            return
+        if (v["phase"], v["progress"]) != last:
+            last = (v["phase"], v["progress"])
+            await conn.send({"type": "progress", **base})
+        nxt = planmod.next_change(p, now)
+        await asyncio.sleep(0.0 if nxt is None else max(0.0, nxt - time.time()))
+
+
+async def dwcp_ws(request: web.Request) -> web.StreamResponse:
+    """/dwcp/v3: subscribe (or watch) {migration_id} -> progress events, then the final one."""
+    opened = await _open(request, "dwcp")
+    if not isinstance(opened, web.WebSocketResponse):
+        return opened
+    ws, sim, store = opened, request.app[SIM], request.app[STORE]
+    conn = _Conn(sim, ws, "dwcp")
+    watches: dict[int, asyncio.Task[None]] = {}
+    tasks: set[asyncio.Task[Any]] = set()
+    try:
+        async for msg in _messages(conn, "dwcp"):
+            kind = msg["type"]
+            if kind == "ping":
+                await conn.send(_pong(msg))
+            elif kind in ("subscribe", "watch", "unsubscribe"):
+                mid = msg.get("migration_id")
+                if isinstance(mid, str) and mid.isdigit():
+                    mid = int(mid)
+                p = await store.get(mid) if isinstance(mid, int) and 0 < mid < 2**63 else None
+                if p is None:
+                    await conn.send(
+                        {
+                            "type": "error",
+                            "migration_id": mid,
+                            "error": f"migration {mid!r} not found",
+                        }
+                    )
+                    continue
+                old = watches.pop(p.id, None)
+                if old is not None:
+                    old.cancel()
+                if kind == "unsubscribe":
+                    await conn.send({"type": "unsubscribed", "migration_id": p.id})
+                    continue
+                task = asyncio.get_running_loop().create_task(_watch(conn, store, p))
+                watches[p.id] = task
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                await conn.send(
+                    {
+                        "type": "error",
+                        "error": f"unknown message type {kind!r}; "
+                        "known: ping, subscribe, watch, unsubscribe",
+                    }
+                )
+    finally:
+        await _finish(sim, ws, "dwcp", tasks)
+    return ws
