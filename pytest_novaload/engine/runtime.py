@@ -1,0 +1,224 @@
+"""State shared by one run's executor, VUs and clients inside the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import math
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from pytest_novaload.errors import ConfigError
+from pytest_novaload.metrics import Counter, MetricStore, Rate, Trend, make_tags
+
+if TYPE_CHECKING:
+    from pytest_novaload.clients.postgres import DbPool
+    from pytest_novaload.engine.vu import VU
+
+Scenario = Callable[["VU"], Awaitable[Any]]
+ScenarioInput = Callable[..., Any] | Mapping[str, Any]
+
+
+@dataclass
+class ErrorInfo:
+    """One error type seen during the run: how often, and the first example in full."""
+
+    type: str
+    count: int = 0
+    example: str = ""
+    traceback: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "count": self.count, "example": self.example,
+                "traceback": self.traceback}
+
+
+class ErrorLog:
+    """Scenario exceptions grouped by type, the first traceback of each kept."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, ErrorInfo] = {}
+
+    def add(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        info = self.by_type.get(name)
+        if info is None:
+            text = str(exc)
+            info = self.by_type[name] = ErrorInfo(
+                name, 0, f"{name}: {text}" if text else name,
+                "".join(traceback.format_exception(exc))[-4000:])
+        info.count += 1
+
+    def merge(self, other: ErrorLog) -> None:
+        for name, info in other.by_type.items():
+            mine = self.by_type.get(name)
+            if mine is None:
+                self.by_type[name] = ErrorInfo(info.type, info.count, info.example,
+                                               info.traceback)
+            else:
+                mine.count += info.count
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in sorted(self.by_type.values(), key=lambda e: -e.count)]
+
+    @classmethod
+    def from_list(cls, items: list[dict[str, Any]]) -> ErrorLog:
+        log = cls()
+        for d in items:
+            log.by_type[d["type"]] = ErrorInfo(d["type"], int(d["count"]), d.get("example", ""),
+                                               d.get("traceback", ""))
+        return log
+
+
+class ScenarioMix:
+    """The scenarios of ``load.run`` and their weights, handed out in an exact smooth order.
+
+    ``{"read": (f, 80), "write": (g, 20)}`` gives exactly 4 reads per write in every window of
+    five iterations (smooth weighted round robin), not a random approximation.
+    """
+
+    def __init__(self, scenario: ScenarioInput) -> None:
+        entries: list[tuple[str, Scenario, int]] = []
+        problems: list[str] = []
+        if callable(scenario) and not isinstance(scenario, Mapping):
+            entries.append(("default", scenario, 1))
+        elif isinstance(scenario, Mapping):
+            if not scenario:
+                problems.append("load.run({}): expected at least one scenario")
+            for name, value in scenario.items():
+                fn, weight = (value, 1) if callable(value) else (
+                    value if isinstance(value, tuple) and len(value) == 2 else (None, None))
+                if not callable(fn) or isinstance(weight, bool) or not isinstance(weight, int) \
+                        or weight < 0:
+                    problems.append(
+                        f"scenario {name!r}: {value!r}: expected an async callable taking the vu, "
+                        "or (callable, weight) with a whole weight >= 0, e.g. (read, 80)")
+                    continue
+                entries.append((str(name), fn, weight))
+            if entries and not any(w for _, _, w in entries):
+                problems.append("every scenario has weight 0: give at least one a weight > 0")
+        else:
+            problems.append(f"load.run({scenario!r}): expected an async callable taking the vu, "
+                            "or a dict of name to callable or (callable, weight)")
+        if problems:
+            raise ConfigError(problems)
+        entries = [e for e in entries if e[2] > 0]
+        g = reduce(math.gcd, (w for _, _, w in entries))
+        self.entries = [(n, f, w // g) for n, f, w in entries]
+        self.names = [n for n, _, _ in self.entries]
+        self._current = [0] * len(self.entries)
+        self._total = sum(w for _, _, w in self.entries)
+
+    def next(self) -> tuple[str, Scenario]:
+        if len(self.entries) == 1:
+            name, fn, _ = self.entries[0]
+            return name, fn
+        best = 0
+        for i, (_, _, w) in enumerate(self.entries):
+            self._current[i] += w
+            if self._current[i] > self._current[best]:
+                best = i
+        self._current[best] -= self._total
+        name, fn, _ = self.entries[best]
+        return name, fn
+
+
+@dataclass
+class RunContext:
+    """Everything the executor, the VUs and their clients share during one run (one shard)."""
+
+    store: MetricStore
+    mix: ScenarioMix
+    env: Mapping[str, str]
+    client_options: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0
+    world: int = 1
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    allocated: int = 0
+    active: int = 0
+    _db_pool: DbPool | None = None
+    _checks: dict[str, Rate] = field(default_factory=dict)
+    _iter_sinks: dict[str, tuple[Trend, Counter, Rate]] = field(default_factory=dict)
+    vus: list[VU] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.store
+        for name, kind in (("iterations", "counter"), ("iteration_duration", "trend"),
+                           ("iteration_failed", "rate"), ("checks", "rate")):
+            s.define(name, kind)
+        self._vus_gauge = s.gauge("vus", combine="sum")
+        self._vus_max_gauge = s.gauge("vus_max", combine="sum")
+        self._vus_gauge.set(0)
+        self._vus_max_gauge.set(0)
+
+    def new_vu(self) -> VU:
+        """Allocate a VU; its id is unique across shards (interleaved by rank)."""
+        from pytest_novaload.engine.vu import VU
+        vu = VU(self, self.allocated * self.world + self.rank + 1)
+        self.allocated += 1
+        self.vus.append(vu)
+        self._vus_max_gauge.set(self.allocated)
+        return vu
+
+    def vu_started(self) -> None:
+        self.active += 1
+        self._vus_gauge.set(self.active)
+
+    def vu_stopped(self) -> None:
+        self.active -= 1
+        self._vus_gauge.set(self.active)
+
+    def check_sink(self, name: str) -> Rate:
+        sink = self._checks.get(name)
+        if sink is None:
+            sink = self._checks[name] = self.store.rate("checks", make_tags(check=name))
+        return sink
+
+    def db_pool(self) -> DbPool:
+        if self._db_pool is None:
+            from pytest_novaload.clients.postgres import DbPool
+            self._db_pool = DbPool(options=self.client_options.get("db", {}))
+        return self._db_pool
+
+    async def iterate(self, vu: VU) -> None:
+        """Run one iteration of the next scenario on ``vu`` and record it.
+
+        An exception is counted (``iteration_failed``, grouped by type) and never stops the run;
+        a cancellation (hard stop) propagates and the iteration is not counted as completed.
+        """
+        name, fn = self.mix.next()
+        vu.scenario = name
+        sinks = self._iter_sinks.get(name)
+        if sinks is None:
+            tags = make_tags(scenario=name)
+            sinks = self._iter_sinks[name] = (self.store.trend("iteration_duration", tags),
+                                              self.store.counter("iterations", tags),
+                                              self.store.rate("iteration_failed", tags))
+        start = time.perf_counter()
+        failed = False
+        try:
+            result = fn(vu)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failed = True
+            self.errors.add(exc)
+        sinks[0].add((time.perf_counter() - start) * 1000.0)
+        sinks[1].add(1)
+        sinks[2].add(failed)
+        vu.iteration += 1
+
+    async def aclose(self) -> None:
+        """Close every VU's connections and the shared database pool."""
+        await asyncio.gather(*(vu.aclose() for vu in self.vus), return_exceptions=True)
+        if self._db_pool is not None:
+            with contextlib.suppress(Exception):
+                await self._db_pool.aclose()
+            self._db_pool = None

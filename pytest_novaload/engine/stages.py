@@ -1,0 +1,169 @@
+"""Pure stage plans: how many VUs, or how many iterations per second, at time ``t``.
+
+Nothing here sleeps or touches a loop. Executors follow these plans with a clock, and unit tests
+check them with plain numbers (k6 ``lib/executor`` semantics: targets ramp linearly from the
+previous stage's target over the stage's duration).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Ramp linearly to ``target`` over ``duration`` seconds."""
+
+    duration: float
+    target: float
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """A piecewise-linear function of time: starts at ``start``, then follows ``stages``."""
+
+    start: float
+    stages: tuple[Stage, ...]
+
+    @property
+    def total(self) -> float:
+        return sum(s.duration for s in self.stages)
+
+    def value(self, t: float) -> float:
+        """The planned value at ``t`` seconds after the start (held after the last stage)."""
+        prev = self.start
+        elapsed = 0.0
+        for s in self.stages:
+            if t < elapsed + s.duration:
+                frac = (t - elapsed) / s.duration if s.duration > 0 else 1.0
+                return prev + (s.target - prev) * frac
+            elapsed += s.duration
+            prev = s.target
+        return prev
+
+    def peak(self) -> float:
+        return max([self.start, *(s.target for s in self.stages)])
+
+    def integral(self, t0: float, t1: float) -> float:
+        """Area under the ramp between ``t0`` and ``t1`` (iterations for a rate ramp)."""
+        if t1 <= t0:
+            return 0.0
+        area = 0.0
+        prev = self.start
+        elapsed = 0.0
+        for s in self.stages:
+            a, b = elapsed, elapsed + s.duration
+            lo, hi = max(a, t0), min(b, t1)
+            if hi > lo and s.duration > 0:
+                va = prev + (s.target - prev) * (lo - a) / s.duration
+                vb = prev + (s.target - prev) * (hi - a) / s.duration
+                area += (va + vb) / 2 * (hi - lo)
+            elapsed = b
+            prev = s.target
+        if t1 > elapsed:
+            area += prev * (t1 - max(t0, elapsed))
+        return area
+
+
+def vus_at(ramp: Ramp, t: float) -> int:
+    """Whole VUs planned at ``t`` (k6 rounds the linear ramp down, holding the last target)."""
+    return max(0, math.floor(ramp.value(t) + 1e-9))
+
+
+def share(total: int, rank: int, world: int) -> int:
+    """Shard ``rank``'s part of ``total`` over ``world`` shards: 3 over 2 is 2 + 1, never 2 + 2."""
+    base, rest = divmod(total, world)
+    return base + (1 if rank < rest else 0)
+
+
+def arrival_times(ramp: Ramp, time_unit: float, end: float | None = None) -> Iterator[float]:
+    """Start offsets (seconds) of iterations for an arrival-rate plan.
+
+    The ramp gives iterations per ``time_unit``. The n-th iteration starts when the integral of
+    the rate reaches n (k6's ramping-arrival-rate), so a constant rate of 10/s starts at 0.0,
+    0.1, 0.2, ... Starts are a pure function of the plan, not of how long iterations take: an
+    open model.
+    """
+    horizon = ramp.total if end is None else end
+    n = 0
+    t = 0.0
+    while True:
+        # Advance t until integral(0, t) >= n, by stepping and solving within linear pieces.
+        t = _solve_integral(ramp, time_unit, float(n), t, horizon)
+        if t >= horizon:
+            return
+        yield t
+        n += 1
+
+
+def _solve_integral(ramp: Ramp, time_unit: float, goal: float, t_from: float,
+                    horizon: float) -> float:
+    """Smallest t >= t_from with integral(0, t) / time_unit >= goal, or ``horizon``."""
+    if goal <= 0:
+        return min(_first_positive(ramp), horizon)
+    # Walk the linear pieces; within a piece solve the quadratic exactly.
+    prev = ramp.start
+    elapsed = 0.0
+    acc = 0.0
+    pieces: list[tuple[float, float, float, float]] = []
+    for s in ramp.stages:
+        pieces.append((elapsed, elapsed + s.duration, prev, s.target))
+        elapsed += s.duration
+        prev = s.target
+    pieces.append((elapsed, math.inf, prev, prev))
+    for a, b, va, vb in pieces:
+        if b == a:
+            continue
+        span = b - a
+        slope = 0.0 if math.isinf(b) else (vb - va) / span
+        piece_area = math.inf if math.isinf(b) else (va + vb) / 2 * span / time_unit
+        if acc + piece_area >= goal:
+            need = (goal - acc) * time_unit
+            # va*x + slope*x^2/2 = need
+            if need <= 0:
+                x = 0.0
+            elif abs(slope) < 1e-12:
+                x = need / va if va > 0 else math.inf
+            else:
+                disc = va * va + 2 * slope * need
+                x = (-va + math.sqrt(max(disc, 0.0))) / slope
+            t = a + x
+            return min(max(t, t_from), horizon) if t < horizon else horizon
+        acc += piece_area
+        if a >= horizon:
+            break
+    return horizon
+
+
+def _first_positive(ramp: Ramp) -> float:
+    """When the rate first rises above zero (the first iteration starts there)."""
+    prev = ramp.start
+    elapsed = 0.0
+    for s in ramp.stages:
+        if prev > 0 or (s.target > 0 and s.duration > 0):
+            return elapsed
+        elapsed += s.duration
+        prev = s.target
+    return elapsed if prev > 0 else math.inf
+
+
+def parse_stages(raw: Sequence[object]) -> tuple[list[tuple[object, object]], list[str]]:
+    """Split raw stage entries into (duration, target) pairs, reporting malformed ones."""
+    pairs: list[tuple[object, object]] = []
+    problems: list[str] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, dict):
+            if set(entry) != {"duration", "target"}:
+                problems.append(
+                    f"stages[{i}] = {entry!r}: expected a (duration, target) pair or "
+                    f"{{'duration': ..., 'target': ...}}, e.g. ('30s', 100)")
+                continue
+            pairs.append((entry["duration"], entry["target"]))
+        elif isinstance(entry, list | tuple) and len(entry) == 2:
+            pairs.append((entry[0], entry[1]))
+        else:
+            problems.append(
+                f"stages[{i}] = {entry!r}: expected a (duration, target) pair such as ('30s', 100)")
+    return pairs, problems

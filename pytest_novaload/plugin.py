@@ -1,0 +1,199 @@
+"""pytest hooks, options, the ``load`` marker and fixture. Everything else is delegated to
+``NovaloadSession``, kept on ``config.stash``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_novaload.errors import ConfigError
+from pytest_novaload.load import Load
+from pytest_novaload.session import NovaloadSession, Options
+from pytest_novaload.spec import LoadSpec
+
+session_key = pytest.StashKey[NovaloadSession]()
+spec_key = pytest.StashKey[LoadSpec]()
+
+# (cli flag, ini name, env var, help)
+OPTIONS = (
+    ("--load-scale", "load_scale", "NOVALOAD_SCALE",
+     "multiply every VU and rate target, e.g. 0.01 for a PR gate (default 1)"),
+    ("--load-duration-scale", "load_duration_scale", "NOVALOAD_DURATION_SCALE",
+     "multiply every duration, e.g. 0.1 (default 1)"),
+    ("--load-results", "load_results", "NOVALOAD_RESULTS",
+     "folder for run folders (summary.json, SUMMARY.md, ...); 'off' writes none "
+     "(default load-results)"),
+    ("--load-progress", "load_progress", "NOVALOAD_PROGRESS",
+     "live progress while a load runs: auto, tty, lines or off (default auto)"),
+)
+MARKER_HELP = (
+    "load(stages=..., executor=..., thresholds=..., vus=..., duration=..., ...): "
+    "run this test as a load test through the `load` fixture (pytest-novaload; k6 executors "
+    "and threshold grammar)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("novaload", "load tests (pytest-novaload)")
+    for flag, ini, env, help_ in OPTIONS:
+        group.addoption(flag, dest=ini, default=None, help=f"{help_}. Env: {env}; ini: {ini}")
+        parser.addini(ini, help=help_, default=None)
+
+
+def resolve_options(config: pytest.Config) -> Options:
+    """Command line > environment variable > ini > built-in default; bad values name the fix."""
+    raw: dict[str, tuple[str, str]] = {}
+    for flag, ini, env, _ in OPTIONS:
+        cli = config.getoption(ini)
+        if cli is not None:
+            raw[ini] = (str(cli), flag)
+        elif os.environ.get(env):
+            raw[ini] = (os.environ[env], env)
+        elif config.getini(ini):
+            raw[ini] = (str(config.getini(ini)), f"ini {ini}")
+    problems: list[str] = []
+
+    def number(key: str) -> float:
+        if key not in raw:
+            return 1.0
+        value, source = raw[key]
+        try:
+            f = float(value)
+        except ValueError:
+            f = -1.0
+        if not f > 0 or f != f or f == float("inf"):
+            problems.append(f"{source}={value!r}: expected a number greater than 0, e.g. 0.1")
+            return 1.0
+        return f
+
+    scale = number("load_scale")
+    duration_scale = number("load_duration_scale")
+    results_raw = raw.get("load_results", ("load-results", "default"))[0]
+    results = None if results_raw.strip().lower() == "off" else results_raw
+    progress, psrc = raw.get("load_progress", ("auto", "default"))
+    if progress not in ("auto", "tty", "lines", "off"):
+        problems.append(f"{psrc}={progress!r}: expected one of auto, tty, lines, off")
+        progress = "auto"
+    if problems:
+        raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
+            f"  - {p}" for p in problems))
+    return Options(scale=scale, duration_scale=duration_scale, results=results,
+                   progress=progress, sources={k: v[1] for k, v in raw.items()})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    options = resolve_options(config)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    write = None
+    isatty = False
+    if tr is not None and not hasattr(config, "workerinput"):
+        writer = tr._tw  # the reporter's own writer: it bypasses output capture
+
+        def write(text: str) -> None:
+            writer.write(text, flush=True)
+
+        isatty = bool(getattr(writer, "hasmarkup", False)) and writer.hasmarkup
+    config.stash[session_key] = NovaloadSession(
+        options, write=write, isatty=isatty, rootdir=Path(str(config.rootpath)))
+
+
+def _session(config: pytest.Config) -> NovaloadSession:
+    return config.stash[session_key]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
+                              obj: object) -> Generator[None, Any, Any]:
+    """Check every load marker at collection: all problems of a test reported at once."""
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    problems: list[str] = []
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        marker = item.get_closest_marker("load")
+        if marker is None:
+            continue
+        try:
+            item.stash[spec_key] = LoadSpec.parse(marker.kwargs, tuple(marker.args))
+        except ConfigError as exc:
+            if not problems:
+                problems.append(f"{item.nodeid}: invalid @pytest.mark.load(...):")
+                problems += [f"  - {p}" for p in exc.problems]
+    if problems:
+        raise collector.CollectError("\n".join(problems))
+    return result
+
+
+@pytest.fixture
+def load(request: pytest.FixtureRequest) -> Load:
+    """Runs the test's ``@pytest.mark.load`` executor: ``result = load.run(user)``."""
+    item = request.node
+    spec = item.stash.get(spec_key, None)
+    if spec is None:
+        marker = item.get_closest_marker("load")
+        if marker is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the 'load' fixture without @pytest.mark.load(...): add the "
+                "marker with the load to run, e.g. @pytest.mark.load(vus=10, duration='30s')")
+        spec = LoadSpec.parse(marker.kwargs, tuple(marker.args))
+    session = _session(request.config)
+    nodeid = item.nodeid
+    return Load(nodeid, lambda scenario, store: session.run_load(nodeid, spec, scenario, store))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    if item.get_closest_marker("load") is not None and isinstance(item, pytest.Function):
+        fixture = item.funcargs.get("load")
+        if not isinstance(fixture, Load) or not fixture.called:
+            pytest.fail(
+                f"{item.nodeid} is marked @pytest.mark.load but never calls load.run(...): "
+                "take the 'load' fixture and call load.run(user) with an async function "
+                "of the vu", pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report: pytest.TestReport = yield
+    if call.when == "call" and item.get_closest_marker("load") is not None:
+        session = _session(item.config)
+        result = session.results.get(item.nodeid)
+        if result is not None:
+            session.set_outcome(item.nodeid, report.outcome)
+            for key in ("http_req_duration", "iteration_duration"):
+                if key in result.store:
+                    m = result.metric(key)
+                    report.user_properties += [(f"{key}_p95_ms", round(m.p(95), 3)),
+                                               (f"{key}_p99_ms", round(m.p(99), 3))]
+                    break
+            if "http_req_failed" in result.store:
+                report.user_properties.append(
+                    ("http_req_failed_rate", result.metric("http_req_failed").rate))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is None or not session.results:
+        return
+    for text in session.terminal_summaries():
+        terminalreporter.write_sep("=", "load test summary")
+        terminalreporter.write(text + "\n")
+    directory = session.write_artifacts()
+    if directory is not None:
+        terminalreporter.write_line(f"load results: {directory}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    s = session.config.stash.get(session_key, None)
+    if s is not None:
+        s.write_artifacts()

@@ -1,0 +1,72 @@
+"""SUMMARY.md: the combined human report of a session's load tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ms(v: Any) -> str:
+    return f"{float(v):.2f}"
+
+
+def render(summary: dict[str, Any]) -> str:
+    opts = summary.get("options", {})
+    out = [f"# Load test results — {summary.get('started', '')}", "",
+           f"Options: scale {opts.get('load_scale')}, duration scale "
+           f"{opts.get('load_duration_scale')}. Machine: "
+           f"{summary.get('machine', {}).get('hostname', '')} "
+           f"({summary.get('machine', {}).get('cpus', '?')} CPUs).", "",
+           "| test | outcome | executor | shards | duration | thresholds |",
+           "|---|---|---|---|---:|---|"]
+    for t in summary.get("tests", []):
+        ths = t.get("thresholds", [])
+        ok = sum(1 for x in ths if x.get("ok"))
+        out.append(f"| `{t['nodeid']}` | {t['outcome']} | {t['executor'].get('type')} | "
+                   f"{t.get('shards', 1)} | {t.get('duration_s', 0):.1f}s | {ok}/{len(ths)} ok |")
+    for t in summary.get("tests", []):
+        out += ["", f"## `{t['nodeid']}` — {t['outcome']}", ""]
+        if t.get("aborted"):
+            out += [f"**Aborted:** {t['aborted']}", ""]
+        if t.get("thresholds"):
+            out += ["| metric | threshold | observed | result |", "|---|---|---:|---|"]
+            for x in t["thresholds"]:
+                obs = x.get("observed")
+                obs_s = "—" if obs is None else f"{obs:.4g}"
+                reason = f" — {x['reason']}" if x.get("reason") else ""
+                res = "ok" if x.get("ok") else f"**FAILED**{reason}"
+                out.append(f"| `{x['metric']}` | `{x['expression']}` | {obs_s} | {res} |")
+            out.append("")
+        metrics = t.get("metrics", {})
+        trends = [k for k in sorted(metrics) if metrics[k].get("type") == "trend"
+                  and metrics[k].get("count")]
+        if trends:
+            out += ["| trend (ms) | count | avg | med | p(95) | p(99) | max |",
+                    "|---|---:|---:|---:|---:|---:|---:|"]
+            for k in trends:
+                m = metrics[k]
+                out.append(f"| `{k}` | {m['count']} | {_ms(m['avg'])} | {_ms(m['med'])} | "
+                           f"{_ms(m['p(95)'])} | {_ms(m['p(99)'])} | {_ms(m['max'])} |")
+            out.append("")
+        others = [k for k in sorted(metrics) if metrics[k].get("type") in ("counter", "rate")
+                  and "{" not in k]
+        if others:
+            out += ["| metric | value |", "|---|---|"]
+            for k in others:
+                m = metrics[k]
+                if m["type"] == "counter":
+                    out.append(f"| `{k}` | {m['count']:g} ({m['rate']:.2f}/s) |")
+                else:
+                    out.append(f"| `{k}` | {m['rate'] * 100:.2f}% ({m['passes']} true, "
+                               f"{m['fails']} false) |")
+            out.append("")
+        if t.get("errors"):
+            out += ["| error | count | example |", "|---|---:|---|"]
+            for e in t["errors"]:
+                ex = str(e.get("example", "")).splitlines()[0][:200] if e.get("example") else ""
+                out.append(f"| {e['type']} | {e['count']} | `{ex}` |")
+            out.append("")
+        g = t.get("generator") or {}
+        if g:
+            out.append(f"Generator: {g.get('verdict')} (loop {g.get('loop')}, lag p99 "
+                       f"{g.get('loop_lag_p99_ms')} ms, CPU {float(g.get('cpu', 0)) * 100:.0f}%).")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,246 @@
+"""The result of one load test: queryable stats, threshold outcomes, and the summary.json shape."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pytest_novaload.metrics import MetricStore, metric_key, parse_metric_key
+from pytest_novaload.thresholds import Outcome, Threshold, evaluate
+
+# Tags worth a per-value breakdown in summary.json (bounded, so an id in a URL cannot explode it).
+BREAKDOWN_TAGS = ("name", "scenario", "kind", "group", "method")
+BREAKDOWN_LIMIT = 50
+_PCT = re.compile(r"^p\((\d+(?:\.\d+)?)\)$")
+
+
+class MetricStats:
+    """Stats of one metric (optionally filtered by tags): ``count``, ``rate``, ``avg``, ``min``,
+    ``max``, ``med``, ``value``, ``passes``, ``fails`` and ``p(q)``."""
+
+    def __init__(self, key: str, sink: Any, duration: float) -> None:
+        self.key = key
+        self.kind: str = sink.kind
+        self._sink = sink
+        self._duration = duration
+        self._stats: dict[str, Any] = sink.stats(duration)
+
+    def p(self, q: float) -> float:
+        """The q-th percentile in milliseconds (trends only), e.g. ``p(95)`` or ``p(99.9)``."""
+        return float(self._sink.value(f"p({_fmt_q(q)})"))
+
+    def _get(self, field_: str) -> Any:
+        if field_ in self._stats:
+            return self._stats[field_]
+        try:
+            return self._sink.value(field_)
+        except KeyError:
+            raise AttributeError(
+                f"{self.key} is a {self.kind}: it has no '{field_}'; "
+                f"it has {', '.join(k for k in self._stats if k != 'type')}") from None
+
+    @property
+    def count(self) -> float:
+        if self.kind == "rate":
+            return int(self._stats["passes"]) + int(self._stats["fails"])
+        return self._get("count")  # type: ignore[no-any-return]
+
+    @property
+    def rate(self) -> float:
+        if self.kind == "trend":
+            return self._stats["count"] / self._duration if self._duration > 0 else 0.0
+        return float(self._get("rate"))
+
+    @property
+    def avg(self) -> float:
+        return float(self._get("avg"))
+
+    @property
+    def min(self) -> float:
+        return float(self._get("min"))
+
+    @property
+    def max(self) -> float:
+        return float(self._get("max"))
+
+    @property
+    def med(self) -> float:
+        return float(self._get("med"))
+
+    @property
+    def value(self) -> float:
+        return float(self._get("value"))
+
+    @property
+    def passes(self) -> int:
+        return int(self._get("passes"))
+
+    @property
+    def fails(self) -> int:
+        return int(self._get("fails"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._stats)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._stats:
+            return self._stats[key]
+        m = _PCT.match(key)
+        if m:
+            return self.p(float(m.group(1)))
+        return self._get(key)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={_short(v)}" for k, v in self._stats.items() if k != "type")
+        return f"<{self.key} {self.kind}: {body}>"
+
+
+def _fmt_q(q: float) -> str:
+    return str(int(q)) if float(q).is_integer() else repr(float(q))
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@dataclass
+class RunResult:
+    """One load test's result. ``metric(name, **tags)`` queries it; ``to_dict()`` is the
+    object written to summary.json."""
+
+    nodeid: str
+    store: MetricStore
+    duration: float
+    executor: dict[str, Any]
+    thresholds: list[Outcome] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    shards: int = 1
+    outcome: str = "passed"
+    started: float = 0.0
+    finished: float = 0.0
+    generator: dict[str, Any] = field(default_factory=dict)
+    aborted: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, nodeid: str, store: MetricStore, duration: float, executor: dict[str, Any],
+              thresholds: tuple[Threshold, ...], **kw: Any) -> RunResult:
+        """Evaluate every threshold on ``store`` and assemble the result."""
+        outcomes = [evaluate(t, store, duration) for t in thresholds]
+        res = cls(nodeid, store, duration, executor, outcomes, **kw)
+        if kw.get("outcome") is None:
+            res.outcome = "passed" if res.ok else "failed"
+        return res
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.thresholds) and self.aborted is None
+
+    @property
+    def failed_thresholds(self) -> list[Outcome]:
+        return [o for o in self.thresholds if not o.ok]
+
+    def metric(self, name: str, **tags: Any) -> MetricStats:
+        """Stats of ``name`` over the series whose tags match ``tags``.
+
+        ``name`` may carry tags itself, k6 style: ``"http_req_duration{name:create_vm}"``.
+        Raises KeyError naming the metrics that exist when ``name`` does not.
+        """
+        base, filters = parse_metric_key(name)
+        filters.update({k: str(v) for k, v in tags.items()})
+        sink = self.store.aggregate(base, filters or None)
+        return MetricStats(metric_key(base, filters), sink, self.duration)
+
+    def metric_names(self) -> list[str]:
+        return sorted(self.store.names())
+
+    def checks(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        if "checks" not in self.store:
+            return out
+        for tags, sink in self.store.series("checks").items():
+            name = dict(tags).get("check")
+            if name is None:
+                continue
+            st = sink.stats(self.duration)
+            entry = out.setdefault(name, {"passes": 0, "fails": 0})
+            entry["passes"] += int(st["passes"])
+            entry["fails"] += int(st["fails"])
+        return out
+
+    def metrics_dict(self) -> dict[str, dict[str, Any]]:
+        """Every metric, every sub-metric a threshold names, and bounded per-tag breakdowns."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted(self.store.names()):
+            out[name] = self.store.aggregate(name).stats(self.duration)
+        for o in self.thresholds:
+            base, filters = parse_metric_key(o.threshold.metric)
+            if filters and base in self.store:
+                out[o.threshold.metric] = self.store.aggregate(base, filters).stats(self.duration)
+        for name in sorted(self.store.names()):
+            series = self.store.series(name)
+            if len(series) < 2:
+                continue
+            for tag in BREAKDOWN_TAGS:
+                values = sorted({dict(t)[tag] for t in series if tag in dict(t)})
+                if len(values) < 1 or len(values) > BREAKDOWN_LIMIT:
+                    continue
+                if len(values) == 1 and len(series) == 1:
+                    continue
+                for v in values:
+                    key = metric_key(name, {tag: v})
+                    if key not in out:
+                        out[key] = self.store.aggregate(name, {tag: v}).stats(self.duration)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "duration_s": round(self.duration, 3),
+            "executor": self.executor,
+            "shards": self.shards,
+            "metrics": self.metrics_dict(),
+            "thresholds": [_outcome_dict(o) for o in self.thresholds],
+            "checks": self.checks(),
+            "errors": self.errors,
+            "generator": self.generator,
+        }
+        if self.aborted:
+            d["aborted"] = self.aborted
+        d.update(self.extra)
+        return d
+
+    def failure_message(self) -> str:
+        """Every threshold with its observed value and limit; the failed ones marked."""
+        failed = self.failed_thresholds
+        head = (f"{len(failed)} of {len(self.thresholds)} thresholds failed"
+                if failed else "load aborted")
+        lines = [f"{head} for {self.nodeid}:"]
+        lines += [f"  {o.line()}" for o in self.thresholds]
+        if self.aborted:
+            lines.append(f"  run stopped early: {self.aborted}")
+        return "\n".join(lines)
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    d: dict[str, Any] = {"metric": o.threshold.metric, "expression": o.threshold.expression,
+                         "observed": o.observed, "ok": o.ok}
+    if o.threshold.abort_on_fail:
+        d["abort_on_fail"] = True
+    if o.reason:
+        d["reason"] = o.reason
+    return d
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else ""
+
+
+def threshold_keys(thresholds: tuple[Threshold, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.metric for t in thresholds))
+

@@ -1,0 +1,95 @@
+"""The k6-style end-of-test summary and the live progress line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_novaload.engine.runner import Snapshot
+    from pytest_novaload.reporting.model import RunResult
+
+WIDTH = 34
+
+
+def progress_line(nodeid: str, s: Snapshot) -> str:
+    """``test_x  12s/60s  vus 40/100  iters 1234  reqs 5678 (473/s)  p95 12.3ms  fail 0.0%``"""
+    parts = [nodeid.rsplit("::", 1)[-1], f"{s.elapsed:.0f}s/{s.planned:.0f}s",
+             f"vus {s.vus}/{s.vus_max}", f"iters {s.iterations}"]
+    store = s.store
+    if "http_reqs" in store:
+        n = int(store.aggregate("http_reqs").value("count"))
+        rate = n / s.elapsed if s.elapsed > 0 else 0.0
+        parts.append(f"reqs {n} ({rate:.0f}/s)")
+        dur = store.aggregate("http_req_duration")
+        if not dur.empty:
+            parts.append(f"p95 {dur.value('p(95)'):.1f}ms")
+        failed = store.aggregate("http_req_failed")
+        if not failed.empty:
+            parts.append(f"failed {failed.value('rate') * 100:.2f}%")
+    return "  ".join(parts)
+
+
+def _fmt_ms(v: float) -> str:
+    if v >= 1000:
+        return f"{v / 1000:.2f}s"
+    if v >= 1:
+        return f"{v:.2f}ms"
+    return f"{v * 1000:.0f}µs"
+
+
+def _metric_line(name: str, st: dict[str, Any]) -> str:
+    label = (name + " ").ljust(WIDTH, ".") + ":"
+    kind = st.get("type")
+    if kind == "trend":
+        fields = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"]
+        body = " ".join(f"{f}={_fmt_ms(float(st[f]))}" for f in fields if f in st)
+        return f"{label} {body}  count={st.get('count', 0)}"
+    if kind == "counter":
+        return f"{label} {st['count']:g}  {st['rate']:.2f}/s"
+    if kind == "rate":
+        total = int(st["passes"]) + int(st["fails"])
+        return f"{label} {st['rate'] * 100:.2f}%  {st['passes']} out of {total}"
+    if kind == "gauge":
+        return f"{label} {st['value']:g}  min={st['min']:g} max={st['max']:g}"
+    return f"{label} {st}"
+
+
+def render(result: RunResult) -> str:
+    """The end-of-test summary of one load test, k6 style."""
+    d = result.to_dict()
+    ex = d["executor"]
+    lines = [f"{result.nodeid}  [{d['outcome']}]  {ex.get('type')}, "
+             f"{d['shards']} shard{'s' if d['shards'] != 1 else ''}, {d['duration_s']:.1f}s"]
+    if result.thresholds:
+        lines.append("  THRESHOLDS")
+        for o in result.thresholds:
+            mark = "✓" if o.ok else "✗"
+            lines.append(f"    {mark} {o.line()}")
+    if result.aborted:
+        lines.append(f"  ABORTED: {result.aborted}")
+    lines.append("  METRICS")
+    metrics = d["metrics"]
+    for name in sorted(metrics):
+        st = metrics[name]
+        if st.get("type") in ("trend", "rate") and not st.get("count") and not (
+                st.get("passes") or st.get("fails")):
+            continue
+        lines.append("    " + _metric_line(name, st))
+    checks = d["checks"]
+    if checks:
+        lines.append("  CHECKS")
+        for name, c in checks.items():
+            total = c["passes"] + c["fails"]
+            mark = "✓" if c["fails"] == 0 else "✗"
+            pct = 100.0 * c["passes"] / total if total else 0.0
+            lines.append(f"    {mark} {name}: {pct:.2f}% ({c['passes']} / {total})")
+    if d["errors"]:
+        lines.append("  ERRORS")
+        for e in d["errors"]:
+            example = str(e.get("example", "")).splitlines()[0][:160] if e.get("example") else ""
+            lines.append(f"    {e['type']} x{e['count']}: {example}")
+    g = d.get("generator") or {}
+    if g:
+        lines.append(f"  GENERATOR  {g.get('verdict', '')}  (loop {g.get('loop')}, lag p99 "
+                     f"{g.get('loop_lag_p99_ms')} ms, cpu {float(g.get('cpu', 0)) * 100:.0f}%)")
+    return "\n".join(lines)

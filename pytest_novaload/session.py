@@ -1,0 +1,257 @@
+"""One object per pytest session: runs loads, keeps results, writes artifacts.
+
+The plugin creates it, keeps it on ``config.stash`` and delegates to it. It knows nothing of
+pytest: it takes plain values and callables (a ``write`` for the terminal, a ``Shard`` for xdist).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_novaload.engine.runner import Runner, RunOutput, Snapshot
+from pytest_novaload.errors import LoadAborted, ThresholdsFailed
+from pytest_novaload.metrics import MetricStore
+from pytest_novaload.reporting import markdown, terminal
+from pytest_novaload.reporting.model import RunResult, threshold_keys
+from pytest_novaload.spec import LoadSpec
+
+TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
+log = logging.getLogger("pytest_novaload")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Resolved session options (command line > environment > ini > default)."""
+
+    scale: float = 1.0
+    duration_scale: float = 1.0
+    results: str | None = "load-results"      # None: write no artifacts
+    progress: str = "auto"                    # auto | tty | lines | off
+    sources: Mapping[str, str] = field(default_factory=dict)  # option -> where it came from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"load_scale": self.scale, "load_duration_scale": self.duration_scale,
+                "load_results": self.results if self.results is not None else "off",
+                "sources": dict(self.sources)}
+
+
+class Shard(Protocol):
+    """The xdist side of a run (see distributed.py): barrier, rank/world, abort, results."""
+
+    def begin(self, nodeid: str) -> tuple[int, int]:
+        """Wait at the start barrier; return (rank, world)."""
+
+    def attach(self, runner: Runner) -> None:
+        """Let the controller abort ``runner`` (abort_on_fail across shards, crashes)."""
+
+    def finish(self, nodeid: str, output: RunOutput, runner: Runner) -> None:
+        """Send this shard's measurements to the controller."""
+
+
+class NovaloadSession:
+    """Runs every load test of the session and writes ``<results>/<UTC timestamp>/``."""
+
+    def __init__(self, options: Options, *, write: Callable[[str], None] | None = None,
+                 isatty: bool = False, shard: Shard | None = None,
+                 rootdir: Path | None = None) -> None:
+        self.options = options
+        self.write = write
+        self.isatty = isatty
+        self.shard = shard
+        self.rootdir = rootdir or Path.cwd()
+        self.results: dict[str, RunResult] = {}
+        self.order: list[str] = []
+        self.started = time.time()
+        self._run_dir: Path | None = None
+        self._log_handler: logging.Handler | None = None
+        self._timeseries: list[dict[str, Any]] = []
+
+    # -- running ------------------------------------------------------------------------------
+    def run_load(self, nodeid: str, spec: LoadSpec, scenario: Any,
+                 store: MetricStore) -> RunResult:
+        """Run one load test and record it; raise ThresholdsFailed when a threshold broke."""
+        plan = spec.plan(scale=self.options.scale, duration_scale=self.options.duration_scale)
+        rank, world = (0, 1)
+        if self.shard is not None:
+            rank, world = self.shard.begin(nodeid)
+        env = {k: os.environ[k] for k in TARGET_ENV if k in os.environ}
+        progress = self._progress_printer(nodeid) if world == 1 else None
+        runner = Runner(plan, scenario, env=env, client_options=dict(spec.client_options),
+                        thresholds=spec.thresholds, rank=rank, world=world, store=store,
+                        progress=progress, timeseries_keys=threshold_keys(spec.thresholds),
+                        test_id=nodeid, keep_windows=self.shard is not None)
+        self._log(f"start {nodeid}: {plan.describe()} shard {rank + 1}/{world}")
+        if self.shard is not None:
+            self.shard.attach(runner)
+        output = runner.run()
+        self._end_progress()
+        if self.shard is not None:
+            # The controller decides on the merged shards; this shard only reports.
+            self.shard.finish(nodeid, output, runner)
+            if output.interrupted:
+                raise KeyboardInterrupt
+            return self._result(nodeid, spec, plan.describe(), output, shards=world,
+                                record=False)
+        result = self._result(nodeid, spec, plan.describe(), output, shards=1)
+        if output.interrupted:
+            raise KeyboardInterrupt
+        if not result.ok:
+            exc = LoadAborted if result.aborted else ThresholdsFailed
+            raise exc(result.failure_message())
+        return result
+
+    def _result(self, nodeid: str, spec: LoadSpec, executor: dict[str, Any],
+                output: RunOutput, *, shards: int, record: bool = True,
+                extra: dict[str, Any] | None = None) -> RunResult:
+        outcome = "interrupted" if output.interrupted else None
+        result = RunResult.build(
+            nodeid, output.store, output.duration, executor,
+            () if output.interrupted else spec.thresholds,
+            errors=output.errors.to_list() + http_errors(output.store),
+            shards=shards, outcome=outcome, started=output.started, finished=output.finished,
+            generator=output.generator, aborted=output.aborted, extra=extra or {})
+        if record:
+            self.record(result, output.timeseries)
+        return result
+
+    def record(self, result: RunResult, timeseries: list[dict[str, Any]]) -> None:
+        """Keep a finished (or merged) result and write the artifacts at once."""
+        if result.nodeid not in self.results:
+            self.order.append(result.nodeid)
+        self.results[result.nodeid] = result
+        self._timeseries.extend(timeseries)
+        self._log(f"finish {result.nodeid}: {result.outcome}"
+                  + "".join(f"\n  {o.line()}" for o in result.thresholds))
+        for err in result.errors:
+            self._log(f"  error {err['type']} x{err['count']}: {err.get('example', '')}")
+        self.write_artifacts()
+
+    def set_outcome(self, nodeid: str, outcome: str) -> None:
+        """The test's final pytest outcome (a user assertion after load.run can fail it)."""
+        res = self.results.get(nodeid)
+        if res is not None and res.outcome != "interrupted" and res.outcome != outcome:
+            res.outcome = outcome
+            self.write_artifacts()
+
+    # -- progress -----------------------------------------------------------------------------
+    def _progress_printer(self, nodeid: str) -> Callable[[Snapshot], None] | None:
+        mode = self.options.progress
+        if self.write is None or mode == "off":
+            return None
+        tty = self.isatty if mode == "auto" else mode == "tty"
+        last = [0.0]
+
+        def show(s: Snapshot) -> None:
+            line = terminal.progress_line(nodeid, s)
+            if tty:
+                assert self.write is not None
+                self.write("\r" + line[:150].ljust(150))
+            elif s.elapsed - last[0] >= 10.0:
+                last[0] = s.elapsed
+                assert self.write is not None
+                self.write(line + "\n")
+
+        self._progress_tty = tty
+        return show
+
+    def _end_progress(self) -> None:
+        if self.write is not None and getattr(self, "_progress_tty", False):
+            self.write("\r" + " " * 150 + "\r")
+        self._progress_tty = False
+
+    # -- artifacts ------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path | None:
+        if self.options.results is None:
+            return None
+        if self._run_dir is None:
+            stamp = datetime.fromtimestamp(self.started, UTC).strftime("%Y%m%dT%H%M%SZ")
+            base = Path(self.options.results)
+            if not base.is_absolute():
+                base = self.rootdir / base
+            path = base / stamp
+            n = 1
+            while path.exists():
+                n += 1
+                path = base / f"{stamp}-{n}"
+            path.mkdir(parents=True)
+            self._run_dir = path
+        return self._run_dir
+
+    def _log(self, message: str) -> None:
+        directory = self.run_dir
+        if directory is None:
+            return
+        with open(directory / "run.log", "a", encoding="utf-8") as fh:
+            stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+            fh.write(f"{stamp} {message}\n")
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "started": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "options": self.options.to_dict(),
+            "targets": {k: os.environ[k] for k in TARGET_ENV
+                        if k in os.environ and k != "API_TOKEN"},
+            "tests": [self.results[n].to_dict() for n in self.order],
+        }
+
+    def write_artifacts(self) -> Path | None:
+        directory = self.run_dir
+        if directory is None or not self.results:
+            return None
+        summary = self.summary_dict()
+        _atomic_write(directory / "summary.json", json.dumps(summary, indent=2, default=str))
+        _atomic_write(directory / "SUMMARY.md", markdown.render(summary))
+        _atomic_write(directory / "timeseries.ndjson",
+                      "".join(json.dumps(line) + "\n" for line in self._timeseries))
+        return directory
+
+    def terminal_summaries(self) -> list[str]:
+        return [terminal.render(self.results[n]) for n in self.order]
+
+
+def http_errors(store: MetricStore) -> list[dict[str, Any]]:
+    """Transport errors of the protocol clients, by type (from their ``error`` tags)."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric in ("http_reqs", "ws_failed", "db_query_failed"):
+        if metric not in store:
+            continue
+        for tags, sink in store.series(metric).items():
+            d = dict(tags)
+            err = d.get("error")
+            if not err:
+                continue
+            n = int(sink.value("count")) if sink.kind == "counter" else int(
+                sink.stats(1.0).get("passes", 0))
+            if n == 0:
+                continue
+            entry = out.setdefault(err, {"type": err, "count": 0,
+                                         "example": f"{metric} {d.get('method', '')} "
+                                                    f"{d.get('name', '')}".replace("  ", " ")})
+            entry["count"] += n
+    return sorted(out.values(), key=lambda e: -int(e["count"]))
+
+
+def machine_info() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "python": sys.version.split()[0], "cpus": os.cpu_count()}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,435 @@
+"""The plugin end to end through pytester: passing and failing loads, artifacts, bad markers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugin.conftest import Target
+
+CONTRACT_EXAMPLE = '''
+import pytest
+
+@pytest.mark.load(
+    stages=[("300ms", 5), ("700ms", 5), ("200ms", 0)],
+    thresholds={
+        "http_req_duration": ["p(95)<%(p95)s", "p(99)<1000"],
+        "http_req_failed": ["rate<0.01"],
+        "http_req_duration{name:create_vm}": ["p(95)<2000"],
+        "checks": ["rate>0.99"],
+        "vm_creation_time": [{"threshold": "p(95)<2000", "abort_on_fail": True,
+                              "delay_abort_eval": "10s"}],
+    },
+)
+def test_vm_crud(load):
+    created = load.trend("vm_creation_time")
+
+    async def user(vu):
+        r = await vu.http.post("%(path)s", json={"name": f"vm-{vu.id}"}, name="create_vm")
+        vu.check(r, {"status is 2xx": lambda r: 200 <= r.status_code < 300})
+        created.add(r.elapsed.total_seconds() * 1000)
+        await vu.sleep(0.05)
+
+    result = load.run(user)
+    assert result.metric("http_reqs").count > 0
+'''
+
+
+def run(pytester: pytest.Pytester, target: Target, *args: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest("-p", "no:cacheprovider", "--load-progress", "off",
+                              "--load-results", str(pytester.path / "results"), *args)
+
+
+def summary(pytester: pytest.Pytester) -> dict[str, Any]:
+    runs = sorted((pytester.path / "results").iterdir())
+    assert runs, "no run folder written"
+    data: dict[str, Any] = json.loads((runs[-1] / "summary.json").read_text())
+    return data
+
+
+@pytest.fixture
+def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
+    monkeypatch.setenv("API_URL", target.url)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    return target
+
+
+def test_contract_example_passes_against_a_fast_target(pytester: pytest.Pytester,
+                                                       api: Target) -> None:
+    pytester.makepyfile(CONTRACT_EXAMPLE % {"p95": 500, "path": "/api/v1/vms"})
+    result = run(pytester, api)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*load test summary*", "*http_req_duration*p(95)<500*ok*",
+                                 "*http_reqs*"])
+    data = summary(pytester)
+    assert data["schema_version"] == 1
+    (test,) = data["tests"]
+    assert test["nodeid"] == "test_contract_example_passes_against_a_fast_target.py::test_vm_crud"
+    assert test["outcome"] == "passed"
+    assert test["executor"]["type"] == "ramping-vus"
+    assert test["shards"] == 1
+    m = test["metrics"]
+    assert m["http_reqs"]["type"] == "counter"
+    assert m["http_reqs"]["count"] == api.counts["/api/v1/vms"]
+    assert m["http_req_duration"]["type"] == "trend"
+    for k in ("count", "avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "p(99.9)"):
+        assert k in m["http_req_duration"]
+    assert m["http_req_duration{name:create_vm}"]["count"] == m["http_reqs"]["count"]
+    assert m["http_req_failed"] == {"type": "rate", "rate": 0.0, "passes": 0,
+                                    "fails": m["http_reqs"]["count"]}
+    assert m["vus"]["max"] == 5
+    assert {t["expression"] for t in test["thresholds"]} >= {"p(95)<500", "rate<0.01"}
+    assert all(t["ok"] for t in test["thresholds"])
+    assert test["checks"]["status is 2xx"]["fails"] == 0
+    run_dir = next((pytester.path / "results").iterdir())
+    assert (run_dir / "SUMMARY.md").read_text().startswith("# Load test results")
+    lines = (run_dir / "timeseries.ndjson").read_text().splitlines()
+    assert lines and {"t", "test", "metric"} <= set(json.loads(lines[0]))
+    assert (run_dir / "run.log").exists()
+
+
+def test_slow_target_breaks_p95(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile(CONTRACT_EXAMPLE % {"p95": 20, "path": "/slow?ms=60"})
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*thresholds failed for*test_vm_crud*",
+        "*http_req_duration p(95)<20 -> * ms  FAILED*",
+        "*http_req_failed rate<0.01*ok*",
+    ])
+    assert summary(pytester)["tests"][0]["outcome"] == "failed"
+
+
+def test_erroring_target_breaks_the_error_rate(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=2, duration="600ms",
+                          thresholds={"http_req_failed": ["rate<0.01"]})
+        def test_errors(load):
+            async def user(vu):
+                await vu.http.get("/status/503")
+                await vu.sleep(0.01)
+            load.run(user)
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*http_req_failed rate<0.01 -> 1*FAILED*"])
+
+
+def test_bad_marker_is_a_collection_error_listing_every_problem(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(stages=[("3x", 10)], vus_max=3,
+                          thresholds={"http_req_duration": ["p95<500"]})
+        def test_bad(load):
+            load.run(lambda vu: None)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting*", "*test_bad*invalid @pytest.mark.load*"])
+    for line in ("*unknown keyword 'vus_max'*Did you mean*", "*stages[[]0[]]*'3x'*expected*",
+                 "*'p95<500'*Did you mean 'p(95)<500'*"):
+        result.stdout.fnmatch_lines([line])
+
+
+def test_conflicting_executor_arguments_are_reported(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="constant-vus", vus=2, duration="1s", iterations=5)
+        def test_conflict(load):
+            load.run(lambda vu: None)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'iterations' does not apply to executor 'constant-vus'*"])
+
+
+def test_threshold_on_a_metric_never_recorded_fails(pytester: pytest.Pytester,
+                                                    api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=3, thresholds={"http_req_durations": ["p(95)<500"]})
+        def test_typo(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+            load.run(user)
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*http_req_durations*never recorded*http_req_duration*"])
+
+
+def test_load_test_that_never_calls_run_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=1, duration="1s")
+        def test_forgot(load):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--load-results", "off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*never calls load.run*"])
+
+
+def test_second_run_is_a_usage_error(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=1)
+        def test_twice(load):
+            async def user(vu):
+                pass
+            load.run(user)
+            load.run(user)
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*load.run was already called*"])
+
+
+def test_known_latency_mix_is_reported_right(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="shared-iterations", vus=4, iterations=400)
+        def test_mix(load):
+            async def user(vu):
+                await vu.http.get("/mix")
+            result = load.run(user)
+            d = result.metric("http_req_duration")
+            print("MIX", d.count, d.med, d.p(95))
+            assert 5 <= d.med <= 9, d.med
+            assert 60 <= d.p(95) <= 70, d.p(95)
+    """)
+    result = run(pytester, api, "-s")
+    result.assert_outcomes(passed=1)
+    test = summary(pytester)["tests"][0]
+    assert test["metrics"]["http_reqs"]["count"] == api.counts["/mix"] == 400
+    assert test["metrics"]["iterations"]["count"] == 400
+
+
+def test_arrival_rate_holds_its_rate_through_a_stall_and_counts_drops(
+        pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="constant-arrival-rate", rate=50, time_unit="1s",
+                          duration="2s", preallocated_vus=5, max_vus=10, graceful_stop="2s")
+        def test_stall(load):
+            async def user(vu):
+                await vu.http.get("/stall")
+            import urllib.request, os
+            urllib.request.urlopen(os.environ["API_URL"] + "/stall/start?s=1").read()
+            result = load.run(user)
+            dropped = result.metric("dropped_iterations").count
+            started = result.metric("iterations").count
+            print("STALL", started, dropped)
+            assert dropped > 0
+            # The open model keeps its schedule: started + dropped is the planned 100.
+            assert 95 <= started + dropped <= 101
+    """)
+    result = run(pytester, api, "-s")
+    result.assert_outcomes(passed=1)
+
+
+def test_scenario_exceptions_are_counted_and_do_not_stop_the_run(
+        pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="per-vu-iterations", vus=2, iterations=5,
+                          thresholds={"iteration_failed": ["rate<0.5"]})
+        def test_boom(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+                if vu.iteration % 2 == 0:
+                    raise ValueError(f"boom {vu.iteration}")
+            load.run(user)
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*iteration_failed rate<0.5*FAILED*",
+                                 "*ValueError x6*boom 0*"])
+    test = summary(pytester)["tests"][0]
+    assert test["metrics"]["iterations"]["count"] == 10
+    assert test["metrics"]["http_reqs"]["count"] == 10
+    (err,) = test["errors"]
+    assert err["type"] == "ValueError" and err["count"] == 6
+    assert "Traceback" in err["traceback"]
+
+
+def test_refused_connection_is_a_failed_request_not_a_crash(pytester: pytest.Pytester,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens here now
+    monkeypatch.setenv("API_URL", f"http://127.0.0.1:{port}")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=3, thresholds={"http_req_failed": ["rate<0.1"]})
+        def test_refused(load):
+            async def user(vu):
+                r = await vu.http.get("/x")
+                assert r.status_code == 0 and r.error
+            load.run(user)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--load-progress", "off",
+                                "--load-results", str(pytester.path / "results"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*http_req_failed rate<0.1 -> 1*FAILED*"])
+    test = summary(pytester)["tests"][0]
+    assert test["metrics"]["iteration_failed"]["passes"] == 0
+    assert any(e["type"] for e in test["errors"])
+
+
+def test_weighted_mix_is_exact(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=100, vus=3)
+        def test_mix(load):
+            async def read(vu):
+                await vu.http.get("/read")
+            async def write(vu):
+                await vu.http.post("/write", json={"x": 1})
+            result = load.run({"read": (read, 80), "write": (write, 20)})
+            assert result.metric("iterations", scenario="read").count == 80
+            assert result.metric("iterations", scenario="write").count == 20
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(passed=1)
+    assert api.counts == {"/read": 80, "/write": 20}
+
+
+def test_result_metric_unknown_name_raises_keyerror(pytester: pytest.Pytester,
+                                                    api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=1)
+        def test_unknown(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+            result = load.run(user)
+            with pytest.raises(KeyError, match="http_reqs"):
+                result.metric("http_requests")
+    """)
+    run(pytester, api).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("how", ["cli", "env", "ini"])
+def test_scale_options_and_precedence(pytester: pytest.Pytester, api: Target,
+                                      monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="per-vu-iterations", vus=10, iterations=2)
+        def test_scaled(load):
+            async def user(vu):
+                await vu.http.get("/s")
+            result = load.run(user)
+            print("VUS", result.metric("vus_max").max)
+    """)
+    ini = "[pytest]\nload_scale = 0.5\n" if how in ("ini", "env", "cli") else "[pytest]\n"
+    pytester.makeini(ini)
+    args = ["-p", "no:cacheprovider", "-s", "--load-results", "off"]
+    if how == "env":
+        monkeypatch.setenv("NOVALOAD_SCALE", "0.3")   # env beats ini
+    if how == "cli":
+        monkeypatch.setenv("NOVALOAD_SCALE", "0.3")
+        args += ["--load-scale", "0.2"]              # cli beats env
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1)
+    expected = {"ini": 5, "env": 3, "cli": 2}[how]
+    result.stdout.fnmatch_lines([f"*VUS {expected}.0*"])
+    assert api.counts["/s"] == expected * 2
+    assert not (pytester.path / "load-results").exists()
+
+
+def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--load-scale", "zero")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--load-scale='zero'*expected a number greater than 0*"])
+
+
+def test_abort_on_fail_stops_the_run_early(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=2, duration="20s", thresholds={
+            "http_req_duration": [{"threshold": "p(95)<5", "abort_on_fail": True}]})
+        def test_abort(load):
+            async def user(vu):
+                await vu.http.get("/slow?ms=30")
+            load.run(user)
+    """)
+    result = run(pytester, api)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*LoadAborted*", "*abort_on_fail*p(95)<5*"])
+    test = summary(pytester)["tests"][0]
+    assert test["duration_s"] < 15
+    assert test["aborted"]
+
+
+def test_groups_and_custom_metrics(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=4, thresholds={
+            "group_duration{group:login}": ["count==4"], "logins": ["count==4"],
+            "ok_rate": ["rate==1"], "queue": ["value==7"]})
+        def test_groups(load):
+            logins, ok_rate = load.counter("logins"), load.rate("ok_rate")
+            queue = load.gauge("queue")
+
+            async def user(vu):
+                with vu.group("login"):
+                    await vu.http.get("/login")
+                logins.add(1)
+                ok_rate.add(True)
+                queue.add(7)
+            load.run(user)
+    """)
+    run(pytester, api).assert_outcomes(passed=1)
+
+
+def test_summary_is_written_even_when_the_test_fails(pytester: pytest.Pytester,
+                                                     api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=2)
+        def test_after(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+            load.run(user)
+            assert False, "user assertion after the run"
+    """)
+    run(pytester, api).assert_outcomes(failed=1)
+    test = summary(pytester)["tests"][0]
+    assert test["outcome"] == "failed"
+    assert test["metrics"]["http_reqs"]["count"] == 2
+
+
+def test_plugin_core_does_not_import_pytest(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    code = ("import sys; import pytest_novaload.session, pytest_novaload.engine.runner, "
+            "pytest_novaload.clients.http; assert 'pytest' not in sys.modules, "
+            "[m for m in sys.modules if 'pytest' in m]")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)

@@ -1,0 +1,94 @@
+"""Marker parsing: executor inference, every problem reported at once, scaling rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_novaload.errors import ConfigError
+from pytest_novaload.spec import LoadSpec
+
+
+def problems(**kw: Any) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        LoadSpec.parse(kw)
+    return exc.value.problems
+
+
+@pytest.mark.parametrize(("kw", "executor"), [
+    ({"stages": [("1s", 10)]}, "ramping-vus"),
+    ({"vus": 5, "duration": "10s"}, "constant-vus"),
+    ({"iterations": 10}, "shared-iterations"),
+    ({"iterations": 10, "vus": 2}, "shared-iterations"),
+    ({"executor": "per-vu-iterations", "vus": 2, "iterations": 3}, "per-vu-iterations"),
+    ({"executor": "constant-arrival-rate", "rate": 10, "duration": "1m",
+      "preallocated_vus": 5}, "constant-arrival-rate"),
+    ({"executor": "ramping-arrival-rate", "stages": [("1m", 10)]}, "ramping-arrival-rate"),
+])
+def test_executor_shortcuts(kw: dict[str, Any], executor: str) -> None:
+    assert LoadSpec.parse(kw).executor == executor
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(stages=[("3x", 10), ("1s",)], vus_max=4, executor="ramping-vus",
+                     thresholds={"http_req_duration": ["p95<500"]})
+    text = "\n".join(found)
+    assert "unknown keyword 'vus_max'" in text and "max_vus" in text  # did you mean
+    assert "'3x'" in text
+    assert "stages[1]" in text
+    assert "p95<500" in text
+    assert len(found) >= 4
+
+
+def test_unknown_executor_suggests_the_closest() -> None:
+    (p,) = problems(executor="constant-vu", vus=1, duration="1s")
+    assert "constant-vus" in p
+
+
+def test_arguments_that_do_not_belong_to_the_executor() -> None:
+    (p,) = problems(executor="constant-vus", vus=2, duration="1s", iterations=3)
+    assert "'iterations' does not apply to executor 'constant-vus'" in p
+
+
+def test_missing_required_argument() -> None:
+    (p,) = problems(executor="constant-arrival-rate", rate=10)
+    assert "needs 'duration'" in p
+
+
+def test_max_vus_below_preallocated() -> None:
+    (p,) = problems(executor="constant-arrival-rate", rate=10, duration="1s",
+                    preallocated_vus=10, max_vus=5)
+    assert "max_vus" in p
+
+
+def test_no_load_given() -> None:
+    (p,) = problems(thresholds={})
+    assert "no load given" in p
+
+
+def test_scaling_rounds_and_never_zeroes() -> None:
+    spec = LoadSpec.parse({"stages": [("10s", 100), ("10s", 3), ("5s", 0)], "start_vus": 0})
+    plan = spec.plan(scale=0.01, duration_scale=0.5)
+    assert plan.ramp is not None
+    assert [s.target for s in plan.ramp.stages] == [1, 1, 0]
+    assert [s.duration for s in plan.ramp.stages] == [5, 5, 2.5]
+
+
+def test_scaling_leaves_iterations_and_time_unit_alone() -> None:
+    spec = LoadSpec.parse({"executor": "shared-iterations", "vus": 10, "iterations": 100,
+                           "max_duration": "10s"})
+    plan = spec.plan(scale=0.5, duration_scale=0.1)
+    assert (plan.vus, plan.iterations, plan.max_duration) == (5, 100, 1.0)
+    spec = LoadSpec.parse({"executor": "constant-arrival-rate", "rate": 200, "time_unit": "1m",
+                           "duration": "1m", "preallocated_vus": 20, "max_vus": 40})
+    plan = spec.plan(scale=0.1, duration_scale=0.5)
+    assert (plan.rate, plan.time_unit, plan.duration) == (20, 60, 30)
+    assert (plan.preallocated_vus, plan.max_vus) == (2, 4)
+
+
+def test_shard_splits_vus_with_remainders() -> None:
+    plan = LoadSpec.parse({"vus": 3, "duration": "1s"}).plan()
+    assert [plan.shard(k, 2).vus for k in range(2)] == [2, 1]
+    plan = LoadSpec.parse({"iterations": 5, "vus": 3}).plan()
+    assert [plan.shard(k, 2).iterations for k in range(2)] == [3, 2]
