@@ -1,0 +1,45 @@
+"""Metrics: t-digest trends, counters, rates and gauges in a mergeable, tagged store."""
+
+from __future__ import annotations
+
+from pytest_novaload.metrics.digest import Digest
+from pytest_novaload.metrics.sinks import (
+    AGGREGATIONS,
+    KINDS,
+    Counter,
+    Gauge,
+    Rate,
+    Sink,
+    Trend,
+    format_percentile,
+    parse_percentile,
+    sink_from_dict,
+)
+from pytest_novaload.metrics.store import (
+    SUM_GAUGES,
+    MetricStore,
+    Tags,
+    make_tags,
+    metric_key,
+    parse_metric_key,
+)
+
+__all__ = [
+    "AGGREGATIONS",
+    "KINDS",
+    "SUM_GAUGES",
+    "Counter",
+    "Digest",
+    "Gauge",
+    "MetricStore",
+    "Rate",
+    "Sink",
+    "Tags",
+    "Trend",
+    "format_percentile",
+    "make_tags",
+    "metric_key",
+    "parse_metric_key",
+    "parse_percentile",
+    "sink_from_dict",
+]

@@ -1,0 +1,250 @@
+"""k6 threshold expressions and the marker's ``thresholds=`` dict.
+
+Grammar of one expression (whitespace allowed around every token)::
+
+    threshold   ::= aggregation operator number
+    aggregation ::= "avg" | "min" | "max" | "med" | "count" | "rate" | "value"
+                  | "p(" percentile ")"
+    percentile  ::= decimal                      ; 0 < N <= 100, e.g. 95, 99.9
+    operator    ::= "<" | "<=" | ">" | ">=" | "==" | "!="
+    number      ::= ["+" | "-"] decimal [("e" | "E") ["+" | "-"] digits]
+    decimal     ::= digits ["." [digits]] | "." digits
+
+The ``thresholds=`` dict maps a metric key (``name`` or ``name{tag:value,...}``) to an
+expression, or to a list of expressions and/or ``{"threshold": expr, "abort_on_fail": bool,
+"delay_abort_eval": duration}`` dicts. Every problem of the dict is reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_novaload.errors import ConfigError, ThresholdSyntaxError
+from pytest_novaload.metrics import format_percentile, metric_key, parse_metric_key
+from pytest_novaload.units import parse_duration
+
+__all__ = ["AGGREGATIONS", "OPERATORS", "Threshold", "parse_expression", "parse_thresholds"]
+
+AGGREGATIONS = ("avg", "min", "max", "med", "count", "rate", "value")
+"""The named aggregations; ``p(N)`` comes on top."""
+OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
+
+_EXPECTED = ("expected 'agg op number' with agg one of avg, min, max, med, count, rate, value, "
+             "p(N) such as p(95) (0 < N <= 100); op one of <, <=, >, >=, ==, !=")
+_AGG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)(\s*\(\s*([^()]*?)\s*\))?\s*")
+_OP = re.compile(r"(<=|>=|==|!=|<|>)\s*")
+_DECIMAL = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_NUMBER = re.compile(rf"[+-]?{_DECIMAL}(?:[eE][+-]?\d+)?")
+_BARE_PERCENTILE = re.compile(rf"p(?:ct|ercentile)?_?({_DECIMAL})", re.IGNORECASE)
+_ALIASES = {"mean": "avg", "average": "avg", "median": "med", "minimum": "min",
+            "maximum": "max"}
+_OP_FIXES = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "===": "==", "!==": "!="}
+_DICT_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One threshold on one metric key, parsed."""
+
+    metric: str
+    """The metric key, tags included (``http_req_duration{name:create_vm}``), canonical."""
+    expression: str
+    """The expression as written (stripped), e.g. ``p(95)<500``."""
+    agg: str
+    """The aggregation, canonical: ``p(95)`` (never ``p(95.0)``), ``avg``, ``rate``..."""
+    op: str
+    limit: float
+    abort_on_fail: bool = False
+    delay_abort_eval: float = 0.0
+    """Seconds after the start before an ``abort_on_fail`` threshold may stop the run."""
+
+    @property
+    def name(self) -> str:
+        """The metric name without tag filters."""
+        return parse_metric_key(self.metric)[0]
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """The tag filters of the metric key (empty for a plain metric)."""
+        return parse_metric_key(self.metric)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON builtins."""
+        return {"metric": self.metric, "expression": self.expression, "agg": self.agg,
+                "op": self.op, "limit": self.limit, "abort_on_fail": self.abort_on_fail,
+                "delay_abort_eval": self.delay_abort_eval}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Threshold:
+        """Inverse of ``to_dict``."""
+        return cls(metric=d["metric"], expression=d["expression"], agg=d["agg"], op=d["op"],
+                   limit=float(d["limit"]), abort_on_fail=bool(d.get("abort_on_fail", False)),
+                   delay_abort_eval=float(d.get("delay_abort_eval", 0.0)))
+
+
+def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str, float]:
+    """``"p(99.9) < 250"`` -> ("p(99.9)", "<", 250.0); ThresholdSyntaxError naming ``expr``.
+
+    ``metric`` only makes the error message say which metric the expression is on.
+    """
+    where = f" on {metric}" if metric else ""
+    if not isinstance(expr, str):
+        raise ThresholdSyntaxError(f"threshold {expr!r}{where}: expected a string; {_EXPECTED}")
+
+    def fail(problem: str, fixed: str | None = None) -> ThresholdSyntaxError:
+        hint = f" Did you mean '{fixed}'?" if fixed and fixed != expr else ""
+        return ThresholdSyntaxError(f"threshold '{expr}'{where}: {problem}; {_EXPECTED}.{hint}")
+
+    if not expr.strip():
+        raise fail("the expression is empty")
+    m = _AGG.match(expr)
+    if m is None:
+        raise fail("it does not start with an aggregation")
+    word, paren, arg = m.group(1), m.group(2), m.group(3)
+    rest = expr[m.end():]
+    op_m = _OP.match(rest)
+    tail = rest[op_m.end():].strip() if op_m else ""
+    op_text = op_m.group(1) if op_m else ""
+
+    def suggest(agg: str) -> str | None:
+        if op_m and _NUMBER.fullmatch(tail):
+            return f"{agg}{op_text}{tail}"
+        return None
+
+    if paren:
+        n = float(arg) if re.fullmatch(_DECIMAL, arg or "") else None
+        if word != "p":
+            raise fail(f"unknown aggregation '{word}(...)'", suggest(f"p({arg})")
+                       if word.lower() in ("p", "pct", "percentile") and n else None)
+        if n is None:
+            raise fail(f"percentile 'p({arg})' needs a number between 0 and 100")
+        if not 0.0 < n <= 100.0:
+            raise fail(f"percentile p({arg}) is out of range: N must be > 0 and <= 100")
+        agg = format_percentile(n)
+    elif word in AGGREGATIONS:
+        agg = word
+    else:
+        bare = _BARE_PERCENTILE.fullmatch(word)
+        if bare:
+            fixed = f"p({bare.group(1)})"
+            raise fail(f"unknown aggregation '{word}' (percentiles are written p(N))",
+                       suggest(fixed))
+        alias = _ALIASES.get(word.lower()) or (word.lower() if word.lower() in AGGREGATIONS
+                                                else None)
+        if alias is None:
+            close = difflib.get_close_matches(word, AGGREGATIONS, n=1)
+            alias = close[0] if close else None
+        raise fail(f"unknown aggregation '{word}'", suggest(alias) if alias else None)
+
+    if op_m is None:
+        bad = re.match(r"[=<>!]+", rest.strip())
+        if bad and bad.group(0) in _OP_FIXES:
+            fixed_op = _OP_FIXES[bad.group(0)]
+            num = rest.strip()[bad.end():].strip()
+            raise fail(f"unknown operator '{bad.group(0)}'",
+                       f"{agg}{fixed_op}{num}" if _NUMBER.fullmatch(num) else None)
+        found = rest.strip()
+        raise fail(f"expected an operator after '{agg}', found '{found}'" if found
+                   else f"no operator and no number after '{agg}'")
+    if not tail:
+        raise fail(f"no number after '{agg}{op_text}'")
+    if not _NUMBER.fullmatch(tail):
+        unit_note = (" (limits are plain numbers; trend limits are milliseconds)"
+                     if re.fullmatch(rf"{_DECIMAL}\s*[a-zµ]+", tail) else "")
+        raise fail(f"'{tail}' after '{agg}{op_text}' is not a number{unit_note}",
+                   _fix_number(agg, op_text, tail))
+    return agg, op_text, float(tail)
+
+
+def _fix_number(agg: str, op: str, tail: str) -> str | None:
+    """A corrected expression for a bad number ("<<1", "500ms"), or None."""
+    bad = re.match(r"[=<>!]+", tail)
+    if bad:
+        num = tail[bad.end():].strip()
+        return f"{agg}{op}{num}" if _NUMBER.fullmatch(num) else None
+    unit = re.fullmatch(rf"({_DECIMAL})\s*(ms|s|m)", tail)
+    if unit:  # trend limits are plain milliseconds
+        ms = float(unit.group(1)) * {"ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit.group(2)]
+        return f"{agg}{op}{ms:g}"
+    return None
+
+
+def parse_thresholds(spec: Mapping[str, Any]) -> list[Threshold]:
+    """The marker's ``thresholds=`` dict -> thresholds; ONE ConfigError listing every problem."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"thresholds={spec!r}: expected a dict mapping a metric key to "
+                          "expressions, e.g. {'http_req_duration': ['p(95)<500']}")
+    problems: list[str] = []
+    out: list[Threshold] = []
+    for raw_key, value in spec.items():
+        try:
+            name, filters = parse_metric_key(raw_key)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            key = str(raw_key)
+        else:
+            key = metric_key(name, filters)
+        items: list[Any]
+        if isinstance(value, str | Mapping):
+            items = [value]
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            problems.append(f"thresholds['{raw_key}'] = {value!r}: expected an expression "
+                            "such as 'p(95)<500', a dict {'threshold': ..., 'abort_on_fail': "
+                            "True}, or a list of those")
+            continue
+        for item in items:
+            th = _parse_item(key, raw_key, item, problems)
+            if th is not None:
+                out.append(th)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _parse_item(key: str, raw_key: object, item: object, problems: list[str]) -> Threshold | None:
+    """One list entry (str or dict); appends to ``problems`` and returns None when bad."""
+    abort = False
+    delay = 0.0
+    if isinstance(item, Mapping):
+        unknown = [k for k in item if k not in _DICT_KEYS]
+        if unknown:
+            problems.append(f"thresholds['{raw_key}']: unknown key(s) "
+                            f"{', '.join(repr(k) for k in unknown)} in {dict(item)!r}; "
+                            f"allowed: {', '.join(_DICT_KEYS)}")
+        expr = item.get("threshold")
+        abort_value = item.get("abort_on_fail", False)
+        if isinstance(abort_value, bool):
+            abort = abort_value
+        else:
+            problems.append(f"thresholds['{raw_key}']: abort_on_fail={abort_value!r} in "
+                            f"{dict(item)!r}: expected True or False")
+        if "delay_abort_eval" in item:
+            try:
+                delay = parse_duration(item["delay_abort_eval"],
+                                       what=f"thresholds['{raw_key}'] delay_abort_eval")
+            except ConfigError as e:
+                problems.extend(e.problems)
+        if expr is None:
+            problems.append(f"thresholds['{raw_key}']: {dict(item)!r} has no 'threshold' key; "
+                            "write {'threshold': 'p(95)<500', 'abort_on_fail': True}")
+            return None
+    elif isinstance(item, str):
+        expr = item
+    else:
+        problems.append(f"thresholds['{raw_key}']: entry {item!r}: expected an expression such "
+                        "as 'p(95)<500' or a dict {'threshold': 'p(95)<500', "
+                        "'abort_on_fail': True}")
+        return None
+    try:
+        agg, op, limit = parse_expression(expr, metric=str(raw_key))
+    except ThresholdSyntaxError as e:
+        problems.extend(e.problems)
+        return None
+    return Threshold(metric=key, expression=expr.strip(), agg=agg, op=op, limit=limit,
+                     abort_on_fail=abort, delay_abort_eval=delay)
