@@ -433,3 +433,40 @@ def test_plugin_core_does_not_import_pytest(tmp_path: Path) -> None:
             "pytest_novaload.clients.http; assert 'pytest' not in sys.modules, "
             "[m for m in sys.modules if 'pytest' in m]")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pytester,
+                                                            api: Target) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=2, duration="60s", thresholds={"http_req_duration": ["p(95)<1"]})
+        def test_long(load):
+            async def user(vu):
+                await vu.http.get("/slow?ms=20")
+            load.run(user)
+    """)
+    pytester.makeini("[pytest]\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--load-progress", "off",
+         "--load-results", str(pytester.path / "results")],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while api.counts.get("/slow", 0) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    test = summary(pytester)["tests"][0]
+    assert test["outcome"] == "interrupted"
+    assert test["thresholds"] == []          # nothing is judged
+    assert test["metrics"]["http_reqs"]["count"] >= 20
+    assert test["duration_s"] < 30
