@@ -19,11 +19,10 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from novacron_sim.launch import StandIn, start_sim
+from novacron_sim.launch import StandIn, may_select, start_sim
 from novacron_sim.pg import PgCluster, PostgresNotFound, init_schema_sync, start_postgres
 
 _SERVED_DIRS = ("tests/perf", "tests/sim")
@@ -59,20 +58,15 @@ _SERVICES = pytest.StashKey[_Services]()
 
 def _may_select_served_tests(config: pytest.Config) -> bool:
     """Could this run collect tests under tests/perf or tests/sim?"""
-    if (config.option.markexpr or "").strip() == "not load":
-        return False
     if config.option.collectonly:
         return False
-    root = Path(str(config.rootpath)).resolve()
-    served = [root / d for d in _SERVED_DIRS]
-    base = config.invocation_params.dir
-    args = [a for a in config.args if not a.startswith("-")] or [str(root)]
-    for arg in args:
-        path = (base / arg.split("::", 1)[0]).resolve()
-        for target in served:
-            if path == target or target in path.parents or path in target.parents:
-                return True
-    return False
+    return may_select(
+        config.args,
+        invocation_dir=config.invocation_params.dir,
+        rootdir=config.rootpath,
+        markexpr=config.option.markexpr or "",
+        served=_SERVED_DIRS,
+    )
 
 
 def _int_env(name: str, default: int) -> int:

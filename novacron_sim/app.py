@@ -126,6 +126,7 @@ def _middleware(sim: Sim) -> Any:
     kinds = {(m, p): kind for m, p, _, kind in ROUTES}
     status_index = {s: shared.index[f"status:{s}"] for s in HTTP_STATUSES}
     other_status = shared.index["status:other"]
+    worker = str(sim.worker)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -145,6 +146,7 @@ def _middleware(sim: Sim) -> Any:
                 response = await sim.injected() or await _guarded(handler, request)
         else:
             response = await _guarded(handler, request)
+        response.headers["X-Sim-Worker"] = worker
         name = f"{request.method} {path}" if kind != "other" else "other"
         shared.inc(shared.index[f"req:{name}"])
         if response.status >= 400:

@@ -15,12 +15,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["StandIn", "start_sim"]
+__all__ = ["StandIn", "may_select", "start_sim"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -176,3 +177,26 @@ def start_sim(
     handle.api_url, handle.ws_url = info["api_url"], info["ws_url"]
     handle.dwcp_ws_url = info["dwcp_ws_url"]
     return handle
+
+
+def may_select(
+    args: Sequence[str],
+    *,
+    invocation_dir: Path,
+    rootdir: Path,
+    markexpr: str = "",
+    served: Sequence[str] = ("tests/perf",),
+) -> bool:
+    """Could a pytest run with these positional `args` collect tests under one of the `served`
+    folders (relative to `rootdir`)? True when an arg names such a folder, something inside it
+    or a parent of it (no args: the rootdir); False when `markexpr` is exactly "not load"."""
+    if markexpr.strip() == "not load":
+        return False
+    root = Path(rootdir).resolve()
+    targets = [root / d for d in served]
+    for arg in [a for a in args if not a.startswith("-")] or [str(root)]:
+        path = (Path(invocation_dir) / arg.split("::", 1)[0]).resolve()
+        for target in targets:
+            if path == target or target in path.parents or path in target.parents:
+                return True
+    return False

@@ -57,7 +57,8 @@ def _iso(t: float) -> str:
 
 def step_index(plan: Plan, now: float) -> int:
     """Index into STEPS reached at `now` (a failure step counts as reached)."""
-    frac = (now - plan.created) / plan.duration_s if plan.duration_s > 0 else 1.0
+    # the epsilon makes a step's own start time (as next_change computes it) count as reached
+    frac = (now - plan.created) / plan.duration_s + 1e-9 if plan.duration_s > 0 else 1.0
     return max(0, bisect.bisect_right(_FRACTIONS, frac) - 1)
 
 
