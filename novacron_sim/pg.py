@@ -141,8 +141,9 @@ class PgCluster:
         self._stopped = True
         prefix = _as_postgres_prefix()
         pid = self._postmaster_pid()
+        stopped = False
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(
+            stopped = not subprocess.run(
                 [
                     *prefix,
                     str(self.bindir / "pg_ctl"),
@@ -159,8 +160,8 @@ class PgCluster:
                 stderr=subprocess.DEVNULL,
                 timeout=15,
                 check=False,
-            )
-        if pid is not None and _alive(pid):
+            ).returncode
+        if not stopped and pid is not None and _alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGQUIT)  # immediate shutdown: children exit too
             deadline = time.monotonic() + 5
@@ -192,12 +193,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours counts as dead.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    # A zombie counts as dead (a container's init may be slow to reap it).
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 _SERVER_CONF = """
