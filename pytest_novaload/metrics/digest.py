@@ -72,18 +72,25 @@ class Digest:
         buf = self._buf
         if not buf:
             return
-        self._ingest(buf)
-        if self._win is not None:
-            self._win.add_many(buf[self._wmark:] if self._wmark else buf)
+        stats = (len(buf), sum(buf), min(buf), max(buf))
+        self._ingest(buf, stats)
+        win = self._win
+        if win is not None:
+            if self._wmark:  # part of the batch went to the window at the last roll()
+                part = buf[self._wmark:]
+                if part:
+                    win._ingest(part, (len(part), sum(part), min(part), max(part)))
+            else:
+                win._ingest(buf, stats)
         self._wmark = 0
         self._buf = []
 
-    def _ingest(self, values: list[float]) -> None:
+    def _ingest(self, values: list[float], stats: tuple[int, float, float, float]) -> None:
+        """Feed a batch whose (count, sum, min, max) is ``stats`` to the t-digest."""
         self._td.batch_update(values)
-        self._count += len(values)
-        self._sum += math.fsum(values)
-        lo = min(values)
-        hi = max(values)
+        n, total, lo, hi = stats
+        self._count += n
+        self._sum += total
         if lo < self._min:
             self._min = lo
         if hi > self._max:
@@ -133,7 +140,7 @@ class Digest:
     @property
     def sum(self) -> float:
         """Sum of the values recorded."""
-        return self._sum + math.fsum(self._buf) if self._buf else self._sum
+        return self._sum + sum(self._buf) if self._buf else self._sum
 
     @property
     def min(self) -> float:
@@ -174,38 +181,36 @@ class Digest:
 
     def copy(self) -> Self:
         """An independent snapshot with the same values (windows are not copied)."""
-        new = type(self).__new__(type(self))
-        Digest._init_from(new, self._max_centroids, self._view().copy(), self)
-        return new
+        return self._build(self._max_centroids, self._view().copy(), *self._exact())
 
-    def _init_from(self, max_centroids: int, td: TDigest, stats: Digest) -> None:
-        """Set every slot from a flushed t-digest and the exact statistics of ``stats``."""
-        self._max_centroids = max_centroids
-        self._td = td
-        self._buf = []
-        self._count = stats.count
-        self._sum = stats.sum
-        self._min = stats._min if not stats._buf else min(stats._min, min(stats._buf))
-        self._max = stats._max if not stats._buf else max(stats._max, max(stats._buf))
-        self._merged = []
-        self._view_cache = None
-        self._view_key = (-1, -1)
-        self._win = None
-        self._wmark = 0
+    def _exact(self) -> tuple[int, float, float, float]:
+        """(count, sum, min, max) with pending values, min/max as +-inf when empty."""
+        buf = self._buf
+        if not buf:
+            return self._count, self._sum, self._min, self._max
+        return (self._count + len(buf), self._sum + sum(buf), min(self._min, min(buf)),
+                max(self._max, max(buf)))
+
+    @classmethod
+    def _build(cls, max_centroids: int, td: TDigest, count: int, total: float, lo: float,
+               hi: float) -> Self:
+        """A digest holding exactly ``td`` and these exact statistics, nothing pending."""
+        new = cls(max_centroids)
+        new._td = td
+        new._count, new._sum, new._min, new._max = count, total, lo, hi
+        return new
 
     def compact(self, max_centroids: int) -> Self:
         """A copy with at most about ``max_centroids`` centroids, for cheap transport."""
         small = TDigest(max_centroids)
         small.merge_inplace(self._view())
-        new = type(self).__new__(type(self))
-        Digest._init_from(new, max_centroids, small, self)
-        return new
+        return self._build(max_centroids, small, *self._exact())
 
     def roll(self) -> Self:
         """The values added (or merged) since the previous roll(), as a new digest.
 
-        The first call returns everything so far. After it, each flush also feeds a window
-        digest, so the per-add cost is unchanged and the cumulative digest is untouched.
+        The first call returns everything so far. After it, each flush of 512 adds also feeds
+        a window digest: ``add`` itself is unchanged and the cumulative digest is untouched.
         """
         win = self._win
         if win is None:
@@ -233,19 +238,13 @@ class Digest:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         """Inverse of ``to_dict``."""
-        new = cls.__new__(cls)
-        td = TDigest.from_bytes(base64.b64decode(d["tdigest"]))
         count = int(d["count"])
-        Digest._init_from(new, int(d["max_centroids"]), td, _EMPTY)
-        new._count = count
-        new._sum = float(d["sum"])
-        new._min = float(d["min"]) if count else _INF
-        new._max = float(d["max"]) if count else -_INF
-        return new
+        return cls._build(int(d["max_centroids"]),
+                          TDigest.from_bytes(base64.b64decode(d["tdigest"])), count,
+                          float(d["sum"]), float(d["min"]) if count else _INF,
+                          float(d["max"]) if count else -_INF)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(count={self.count}, min={self.min:g}, "
                 f"p50={self.quantile(0.5):g}, p99={self.quantile(0.99):g}, max={self.max:g})")
 
-
-_EMPTY = Digest()
