@@ -169,7 +169,7 @@ def _fix_number(agg: str, op: str, tail: str) -> str | None:
     unit = re.fullmatch(rf"({_DECIMAL})\s*(ms|s|m)", tail)
     if unit:  # trend limits are plain milliseconds
         ms = float(unit.group(1)) * {"ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit.group(2)]
-        return f"{agg}{op}{ms:g}"
+        return f"{agg}{op}{int(ms) if ms.is_integer() else ms}"
     return None
 
 
