@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_novaload.metrics.digest import Digest
 from pytest_novaload.metrics.sinks import (
-    AGGREGATIONS,
+    KIND_AGGREGATIONS,
     KINDS,
     Counter,
     Gauge,
@@ -25,8 +25,8 @@ from pytest_novaload.metrics.store import (
 )
 
 __all__ = [
-    "AGGREGATIONS",
     "KINDS",
+    "KIND_AGGREGATIONS",
     "SUM_GAUGES",
     "Counter",
     "Digest",

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, TypeAlias
 from pytest_novaload.metrics.digest import Digest
 
 __all__ = [
-    "AGGREGATIONS",
     "KINDS",
+    "KIND_AGGREGATIONS",
     "Counter",
     "Gauge",
     "Rate",
@@ -29,7 +29,7 @@ __all__ = [
 KINDS = ("trend", "counter", "rate", "gauge")
 """The metric kinds, k6's names."""
 
-AGGREGATIONS: dict[str, tuple[str, ...]] = {
+KIND_AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "trend": ("avg", "min", "max", "med", "count", "p(N)"),
     "counter": ("count", "rate"),
     "rate": ("rate",),
@@ -56,7 +56,7 @@ def format_percentile(n: float) -> str:
 
 
 def _unsupported(kind: str, agg: str) -> KeyError:
-    allowed = ", ".join(AGGREGATIONS[kind])
+    allowed = ", ".join(KIND_AGGREGATIONS[kind])
     return KeyError(f"aggregation '{agg}' does not apply to a {kind} metric; "
                     f"a {kind} supports: {allowed}")
 
