@@ -458,7 +458,7 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
-        while api.counts.get("/slow", 0) < 20 and time.monotonic() < deadline:
+        while api.counts.get("/slow", 0) < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
@@ -468,5 +468,6 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
     test = summary(pytester)["tests"][0]
     assert test["outcome"] == "interrupted"
     assert test["thresholds"] == []          # nothing is judged
+    # Requests in flight at Ctrl-C are cancelled; all completed ones are kept.
     assert test["metrics"]["http_reqs"]["count"] >= 20
     assert test["duration_s"] < 30
