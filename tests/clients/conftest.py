@@ -12,7 +12,7 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -52,7 +52,8 @@ def _response(status: int, body: bytes = b"", *, reason: str = "OK",
 class LoopbackHTTPServer:
     """Routes (by path): /echo (JSON of the request), /json, /chunked, /close, /large?size=N,
     /status/<code>, /eof (body ends at close), /reset (RST), /hang (never answers),
-    /slowbody (headers, then the body after 0.3 s), /redirect (302 to /echo)."""
+    /slowbody (headers, then the body after 0.3 s), /redirect (302 to /echo), /drop (closes
+    the keep-alive socket after answering), /garbage (not HTTP), /text-latin1."""
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -101,6 +102,10 @@ class LoopbackHTTPServer:
             self._server.close()
             for w in list(self._writers):
                 w.transport.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)
@@ -132,6 +137,8 @@ class LoopbackHTTPServer:
                 if not keep or headers.get("connection", "").lower() == "close":
                     writer.close()
                     return
+        except asyncio.CancelledError:
+            return  # server shutdown (a cancelled handler would log an error on 3.11)
         finally:
             self._writers.discard(writer)
 
@@ -196,6 +203,11 @@ class LoopbackHTTPServer:
             writer.write(b"cd")
         elif path == "/redirect":
             send(_response(302, b"", reason="Found", headers={"Location": "/echo?from=redirect"}))
+        elif path == "/drop":  # a keep-alive response, then the server drops the idle socket
+            send(_response(200, b"dropped"))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            return False
         elif path == "/garbage":
             writer.write(b"NOT HTTP AT ALL\r\n\r\n")
             await writer.drain()
@@ -230,15 +242,6 @@ def metric_store() -> Any:
     from pytest_novaload.metrics import MetricStore
 
     return MetricStore()
-
-
-def run_async(factory: Callable[[], Any], *, loop: str = "asyncio") -> Any:
-    """Run one coroutine to completion on a fresh asyncio or uvloop loop."""
-    if loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(factory())
-    return asyncio.run(factory())
 
 
 # --- PostgreSQL (added by the ws/pg client tests) -------------------------------------------

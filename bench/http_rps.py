@@ -1,0 +1,319 @@
+"""Requests per second on one core: our `vu.http` client vs Locust FastHttpUser (vs httpx).
+
+Every tool hits the SAME loopback target in the same run: a throwaway nginx on 127.0.0.1
+pinned to CPU 1 serving a tiny static JSON (or, without nginx, a uvloop+httptools server
+from this folder). Each generator runs in its own process pinned to CPU 0 with N users
+looping GET with no think time. Our count comes from our own metrics (`http_reqs`), Locust's
+from its stats. Load is bounded: each tool runs for --duration seconds (default 10).
+
+    python bench/http_rps.py                      # 50 VUs, 10 s per tool, nginx if installed
+    python bench/http_rps.py --vus 50 --duration 10 --tools ours,locust,httpx
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PATH = "/json"
+BODY = '{"ok":true,"id":42,"name":"vm-42","state":"running"}'
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+user root root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = {path} {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pin(cpu: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {cpu})
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the target on 127.0.0.1:{port} did not start")
+
+
+@contextlib.contextmanager
+def target(kind: str, cpu: int) -> Iterator[tuple[str, str]]:
+    """Start the target; yields (base URL, description). Stops it on exit."""
+    port = free_port()
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if kind == "auto":
+        kind = "nginx" if nginx else "python"
+    tmp = tempfile.mkdtemp(prefix="novaload-bench-")
+    if kind == "nginx":
+        if nginx is None:
+            raise SystemExit("nginx is not installed (apt-get install nginx-light), "
+                             "or use --target python")
+        conf = Path(tmp, "nginx.conf")
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, path=PATH, body=BODY))
+        cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
+        version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
+        desc = f"{version.replace('nginx version: ', '')}, 1 worker, CPU {cpu}"
+    else:
+        cmd = [sys.executable, str(HERE / "_target_server.py"), str(port), PATH, BODY]
+        desc = f"uvloop+httptools server (bench/_target_server.py), CPU {cpu}"
+    proc = subprocess.Popen(cmd, preexec_fn=lambda: pin(cpu), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_listening(port)
+        # nginx workers are forked after the master was pinned: they inherit CPU `cpu`.
+        yield f"http://127.0.0.1:{port}", desc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- generators (each runs in a child process pinned to the client CPU) --------------------
+
+def run_ours(url: str, vus: int, duration: float, warmup: float, loop_kind: str) -> dict[str, Any]:
+    """N VUs (asyncio tasks, one HttpClient each, as the runner builds them) looping GET."""
+    import asyncio
+
+    from pytest_novaload.clients.base import ClientContext
+    from pytest_novaload.clients.http import HttpClient
+    from pytest_novaload.metrics import MetricStore
+
+    store = MetricStore()
+
+    async def main() -> dict[str, Any]:
+        clients = [HttpClient(ClientContext(store=store, vu_id=i, env={"API_URL": url}))
+                   for i in range(vus)]
+        stop = False
+
+        async def vu(client: HttpClient) -> None:
+            while not stop:
+                await client.get(PATH)
+
+        tasks = [asyncio.create_task(vu(c)) for c in clients]
+        await asyncio.sleep(warmup)
+        store.roll()  # the window starts after warm-up (connections open, caches warm)
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        await asyncio.sleep(duration)
+        window = store.roll()
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        stop = True
+        await asyncio.gather(*tasks)
+        for c in clients:
+            await c.aclose()
+        reqs = window.aggregate("http_reqs").value("count")
+        dur = window.aggregate("http_req_duration")
+        failed = window.aggregate("http_req_failed").value("rate")
+        return {"requests": int(reqs), "seconds": elapsed, "rps": reqs / elapsed,
+                "p50_ms": dur.value("med"), "p99_ms": dur.value("p(99)"),
+                "failed_rate": failed, "cpu_s": cpu,
+                "cpu_us_per_req": cpu / reqs * 1e6 if reqs else 0.0}
+
+    if loop_kind == "uvloop":
+        import uvloop
+
+        return uvloop.run(main())
+    return asyncio.run(main())
+
+
+def run_httpx(url: str, vus: int, duration: float, warmup: float) -> dict[str, Any]:
+    """N tasks sharing ONE httpx.AsyncClient (the naive way to use httpx for load)."""
+    import asyncio
+
+    import httpx
+    import uvloop
+
+    async def main() -> dict[str, Any]:
+        count = 0
+        counting = False
+        stop = False
+        limits = httpx.Limits(max_connections=vus, max_keepalive_connections=vus)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+            async def vu() -> None:
+                nonlocal count
+                while not stop:
+                    r = await client.get(PATH)
+                    if counting and r.status_code == 200:
+                        count += 1
+
+            tasks = [asyncio.create_task(vu()) for _ in range(vus)]
+            await asyncio.sleep(warmup)
+            counting = True
+            t0 = time.perf_counter()
+            await asyncio.sleep(duration)
+            counting = False
+            elapsed = time.perf_counter() - t0
+            stop = True
+            await asyncio.gather(*tasks)
+        return {"requests": count, "seconds": elapsed, "rps": count / elapsed}
+
+    return uvloop.run(main())
+
+
+LOCUSTFILE = '''
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+
+
+class Bench(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get_json(self):
+        self.client.get("{path}")
+'''
+
+
+def run_locust(url: str, vus: int, duration: float, warmup: float, cpu: int) -> dict[str, Any]:
+    """Locust FastHttpUser, headless, one process, no wait time; stats reset after spawning."""
+    tmp = Path(tempfile.mkdtemp(prefix="novaload-locust-"))
+    try:
+        locustfile = tmp / "locustfile.py"
+        locustfile.write_text(LOCUSTFILE.format(path=PATH))
+        out = tmp / "stats.json"
+        locust = Path(sys.executable).with_name("locust")
+        cmd = [str(locust) if locust.exists() else "locust", "-f", str(locustfile),
+               "--headless", "-u", str(vus), "-r", str(vus), "--host", url,
+               "-t", f"{int(duration + warmup)}s", "--reset-stats", "--only-summary",
+               "--json-file", str(out.with_suffix("")), "--loglevel", "ERROR",
+               "--stop-timeout", "1"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, preexec_fn=lambda: pin(cpu), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=duration + warmup + 60, check=False)
+        wall = time.perf_counter() - t0
+        data = json.loads(out.read_text())
+        entry = next(e for e in data if e["name"] == PATH)
+        seconds = entry["last_request_timestamp"] - entry["start_time"]
+        reqs = entry["num_requests"]
+        return {"requests": reqs, "seconds": seconds, "rps": reqs / seconds if seconds else 0.0,
+                "failures": entry["num_failures"], "wall_s": wall}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def child(args: argparse.Namespace) -> None:
+    pin(args.client_cpu)
+    if args.child == "ours":
+        result = run_ours(args.url, args.vus, args.duration, args.warmup, args.loop)
+    else:
+        result = run_httpx(args.url, args.vus, args.httpx_duration, args.warmup)
+    print(json.dumps(result))
+
+
+def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", kind, "--url", url, "--vus", str(args.vus),
+           "--duration", str(args.duration), "--httpx-duration", str(args.httpx_duration),
+           "--warmup", str(args.warmup), "--client-cpu", str(args.client_cpu),
+           "--loop", args.loop]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
+                         timeout=args.duration + args.httpx_duration + args.warmup + 60)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vus", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per tool")
+    parser.add_argument("--httpx-duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--target", choices=("auto", "nginx", "python"), default="auto")
+    parser.add_argument("--tools", default="ours,locust,httpx")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--client-cpu", type=int, default=0)
+    parser.add_argument("--server-cpu", type=int, default=1)
+    parser.add_argument("--child", choices=("ours", "httpx"), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if not 1 <= args.vus <= 1000 or not 0 < args.duration <= 60:
+        raise SystemExit("--vus must be in 1..1000 and --duration in (0, 60] seconds")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    results: dict[str, dict[str, Any]] = {}
+    with target(args.target, args.server_cpu) as (url, desc):
+        print(f"target: {desc}, {url}{PATH}; generators pinned to CPU {args.client_cpu}; "
+              f"{args.vus} users; {args.duration:g} s per tool after {args.warmup:g} s warm-up",
+              flush=True)
+        for tool in tools:
+            if tool == "ours":
+                results[tool] = run_child("ours", url, args)
+            elif tool == "locust":
+                results[tool] = run_locust(url, args.vus, args.duration, args.warmup,
+                                           args.client_cpu)
+            elif tool == "httpx":
+                results[tool] = run_child("httpx", url, args)
+            else:
+                raise SystemExit(f"unknown tool {tool!r}: expected ours, locust or httpx")
+            r = results[tool]
+            extra = ""
+            if tool == "ours":
+                extra = (f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+                         f"failed {r['failed_rate']:.4f}  {r['cpu_us_per_req']:.1f} us CPU/req")
+            print(f"{tool:>7}: {r['rps']:>10,.0f} req/s  ({r['requests']:,} requests in "
+                  f"{r['seconds']:.1f} s){extra}", flush=True)
+    if "ours" in results and "locust" in results and results["locust"]["rps"]:
+        ratio = results["ours"]["rps"] / results["locust"]["rps"]
+        print(f"ours/locust = {ratio:.2f}x  (bar: >= 1.5x)")
+    if "ours" in results and "httpx" in results and results["httpx"]["rps"]:
+        print(f"ours/httpx  = {results['ours']['rps'] / results['httpx']['rps']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
