@@ -78,7 +78,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="server processes sharing the port via SO_REUSEPORT (default 1)",
     )
-    ap.add_argument("--pool-size", type=int, default=10, help="asyncpg pool size per worker")
+    ap.add_argument("--pool-size", type=int, default=20, help="asyncpg pool size per worker")
     ap.add_argument("--latency-ms", type=float, default=0.0, help="added to REST and queries")
     ap.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500")
     ap.add_argument("--migration-failure-rate", type=float, default=0.0)

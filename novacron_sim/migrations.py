@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from novacron_sim import plan as planmod
@@ -67,17 +68,20 @@ class MigrationStore:
         if sim.rng.random() < sim.shared.knob("migration_failure_rate"):
             fail_step = sim.rng.choice(planmod.FAILABLE_STEPS)
         created = time.time()
-        row = await sim.pool.fetchrow(
-            "INSERT INTO migrations (vm_id, source_zone, target_zone, duration_ms, fail_step, "
-            "created_at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS "
-            "(SELECT 1 FROM vms WHERE id = $1) RETURNING id",
-            vm_id,
-            source,
-            target,
-            duration_ms,
-            fail_step,
-            datetime.fromtimestamp(created, UTC),
-        )
+        try:
+            row = await sim.pool.fetchrow(
+                "INSERT INTO migrations (vm_id, source_zone, target_zone, duration_ms, fail_step, "
+                "created_at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS "
+                "(SELECT 1 FROM vms WHERE id = $1) RETURNING id",
+                vm_id,
+                source,
+                target,
+                duration_ms,
+                fail_step,
+                datetime.fromtimestamp(created, UTC),
+            )
+        except asyncpg.ForeignKeyViolationError:  # the vm was deleted meanwhile
+            row = None
         if row is None:
             raise ApiError(422, f"vm_id {vm_id} does not exist", "vm_id")
         p = Plan(row["id"], vm_id, source, target, created, duration_ms / 1000.0, fail_step)

@@ -86,6 +86,8 @@ class Hub:
                 if ws.closed:
                     subs.discard(ws)
                     continue
+                if ws not in subs:  # unsubscribed while this round was sending
+                    continue
                 try:
                     await ws.send_str(payload)
                     n += 1

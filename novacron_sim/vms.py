@@ -75,9 +75,9 @@ def _description(body: dict[str, Any]) -> str | None:
     value = body.get("description")
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 1024:
+    if not isinstance(value, str) or len(value) > 1024 or "\x00" in value:
         raise ApiError(
-            422, "description must be a string of at most 1024 characters", "description"
+            422, "description must be a string of at most 1024 characters (no NUL)", "description"
         )
     return value
 
@@ -89,7 +89,7 @@ def _tags(body: dict[str, Any]) -> list[str] | None:
     if (
         not isinstance(value, list)
         or len(value) > 32
-        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in value)
+        or not all(isinstance(t, str) and 0 < len(t) <= 64 and "\x00" not in t for t in value)
     ):
         raise ApiError(422, "tags must be a list of at most 32 strings of 1-64 characters", "tags")
     return value
@@ -169,6 +169,8 @@ async def list_vms(request: web.Request) -> web.Response:
             "state",
         )
     q = request.query.get("q") or None
+    if q is not None and ("\x00" in q or len(q) > 256):
+        raise ApiError(400, "query parameter q must be at most 256 characters (no NUL)", "q")
     rows = await sim.pool.fetch(
         f"SELECT {VM_COLUMNS}, count(*) OVER () AS total FROM vms "
         "WHERE ($1::text IS NULL OR zone = $1) AND ($2::text IS NULL OR state = $2) "

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from novacron_sim import plan
+from novacron_sim import pg, plan
 from novacron_sim.launch import StandIn, may_select
 from novacron_sim.shared import Shared, validate_knobs
 
@@ -90,3 +90,9 @@ def test_novacron_fixture_points_at_a_live_target(novacron: StandIn) -> None:
     r = httpx.get(novacron.api_url + "/health", trust_env=False, timeout=10)
     assert r.status_code == 200
     assert novacron.dwcp_ws_url.endswith("/dwcp/v3")
+
+
+def test_missing_postgres_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg.os, "access", lambda *a, **k: False)
+    with pytest.raises(pg.PostgresNotFound, match=r"apt-get install -y postgresql"):
+        pg.start_postgres()

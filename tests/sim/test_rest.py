@@ -50,7 +50,8 @@ def test_vm_crud_round_trip(http: httpx.Client) -> None:
     assert http.get(url).json()["state"] == "running"
     assert http.post(url + "/stop").json()["state"] == "stopped"
 
-    listed = http.get("/api/v1/vms", params={"zone": "eu-west-1", "limit": 1000}).json()
+    params = {"zone": "eu-west-1", "q": "crud round trip", "limit": 1000}
+    listed = http.get("/api/v1/vms", params=params).json()
     assert vm["id"] in [v["id"] for v in listed["vms"]]
     assert {v["zone"] for v in listed["vms"]} == {"eu-west-1"}
 
@@ -87,6 +88,7 @@ def test_list_paging_and_search(http: httpx.Client) -> None:
         (NEW_VM | {"cpu": "2"}, "cpu"),
         (NEW_VM | {"memory_mb": 127}, "memory_mb"),
         (NEW_VM | {"zone": "mars-1"}, "zone"),
+        (NEW_VM | {"description": "nul \x00 byte"}, "description"),
         ({k: v for k, v in NEW_VM.items() if k != "zone"}, "zone"),
     ],
 )

@@ -90,7 +90,7 @@ def test_a_failing_migration_ends_with_failed(knobs: StandIn) -> None:
     final = watch(knobs, created["id"])[-1]
     assert final["type"] == "failed" and final["phase"] == "failed"
     assert "dirty page rate" in final["error"]
-    assert 0 < final["progress"] < 100
+    assert 0 <= final["progress"] < 100  # stops during iterative copy
 
 
 def test_batch_status(sim: StandIn) -> None:
