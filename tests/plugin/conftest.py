@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-pytest_plugins = ["pytester"]
 
 
 @dataclass
