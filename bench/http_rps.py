@@ -81,9 +81,26 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"the target on 127.0.0.1:{port} did not start")
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User+system CPU seconds of every process in a process group (the target's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp), counted after the ")" of the name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 @contextlib.contextmanager
-def target(kind: str, cpu: int) -> Iterator[tuple[str, str]]:
-    """Start the target; yields (base URL, description). Stops it on exit."""
+def target(kind: str, cpu: int) -> Iterator[tuple[str, str, int]]:
+    """Start the target; yields (base URL, description, process group). Stops it on exit."""
     port = free_port()
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
@@ -107,7 +124,7 @@ def target(kind: str, cpu: int) -> Iterator[tuple[str, str]]:
     try:
         wait_listening(port)
         # nginx workers are forked after the master was pinned: they inherit CPU `cpu`.
-        yield f"http://127.0.0.1:{port}", desc
+        yield f"http://127.0.0.1:{port}", desc, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -121,7 +138,8 @@ def target(kind: str, cpu: int) -> Iterator[tuple[str, str]]:
 
 # -- generators (each runs in a child process pinned to the client CPU) --------------------
 
-def run_ours(url: str, vus: int, duration: float, warmup: float, loop_kind: str) -> dict[str, Any]:
+def run_ours(url: str, vus: int, duration: float, warmup: float, loop_kind: str,
+             parser: str) -> dict[str, Any]:
     """N VUs (asyncio tasks, one HttpClient each, as the runner builds them) looping GET."""
     import asyncio
 
@@ -132,7 +150,9 @@ def run_ours(url: str, vus: int, duration: float, warmup: float, loop_kind: str)
     store = MetricStore()
 
     async def main() -> dict[str, Any]:
-        clients = [HttpClient(ClientContext(store=store, vu_id=i, env={"API_URL": url}))
+        options = {"http": {"parser": parser}}
+        clients = [HttpClient(ClientContext(store=store, vu_id=i, env={"API_URL": url},
+                                            options=options))
                    for i in range(vus)]
         stop = False
 
@@ -247,7 +267,7 @@ def run_locust(url: str, vus: int, duration: float, warmup: float, cpu: int) -> 
 def child(args: argparse.Namespace) -> None:
     pin(args.client_cpu)
     if args.child == "ours":
-        result = run_ours(args.url, args.vus, args.duration, args.warmup, args.loop)
+        result = run_ours(args.url, args.vus, args.duration, args.warmup, args.loop, args.parser)
     else:
         result = run_httpx(args.url, args.vus, args.httpx_duration, args.warmup)
     print(json.dumps(result))
@@ -257,7 +277,7 @@ def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", kind, "--url", url, "--vus", str(args.vus),
            "--duration", str(args.duration), "--httpx-duration", str(args.httpx_duration),
            "--warmup", str(args.warmup), "--client-cpu", str(args.client_cpu),
-           "--loop", args.loop]
+           "--loop", args.loop, "--parser", args.parser]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
                          timeout=args.duration + args.httpx_duration + args.warmup + 60)
@@ -275,6 +295,8 @@ def main() -> None:
     parser.add_argument("--target", choices=("auto", "nginx", "python"), default="auto")
     parser.add_argument("--tools", default="ours,locust,httpx")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--parser", choices=("auto", "python"), default="auto",
+                        help="our client's response parser: httptools (auto) or pure Python")
     parser.add_argument("--client-cpu", type=int, default=0)
     parser.add_argument("--server-cpu", type=int, default=1)
     parser.add_argument("--child", choices=("ours", "httpx"), help=argparse.SUPPRESS)
@@ -287,11 +309,12 @@ def main() -> None:
         raise SystemExit("--vus must be in 1..1000 and --duration in (0, 60] seconds")
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     results: dict[str, dict[str, Any]] = {}
-    with target(args.target, args.server_cpu) as (url, desc):
+    with target(args.target, args.server_cpu) as (url, desc, pgid):
         print(f"target: {desc}, {url}{PATH}; generators pinned to CPU {args.client_cpu}; "
-              f"{args.vus} users; {args.duration:g} s per tool after {args.warmup:g} s warm-up",
-              flush=True)
+              f"{args.vus} users; {args.duration:g} s per tool after {args.warmup:g} s warm-up; "
+              f"ours on {args.loop} with the {args.parser} parser", flush=True)
         for tool in tools:
+            server_cpu0, wall0 = group_cpu_seconds(pgid), time.perf_counter()
             if tool == "ours":
                 results[tool] = run_child("ours", url, args)
             elif tool == "locust":
@@ -302,12 +325,17 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown tool {tool!r}: expected ours, locust or httpx")
             r = results[tool]
+            # Whole-run share of one core used by the target: near 100% means the target,
+            # not the generator, set the pace.
+            r["target_cpu"] = (group_cpu_seconds(pgid) - server_cpu0) / (
+                time.perf_counter() - wall0)
             extra = ""
             if tool == "ours":
                 extra = (f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
-                         f"failed {r['failed_rate']:.4f}  {r['cpu_us_per_req']:.1f} us CPU/req")
+                         f"failed {r['failed_rate']:.4f}  {r['cpu_us_per_req']:.1f} us CPU/req"
+                         f"  generator CPU {r['cpu_s'] / r['seconds']:.0%}")
             print(f"{tool:>7}: {r['rps']:>10,.0f} req/s  ({r['requests']:,} requests in "
-                  f"{r['seconds']:.1f} s){extra}", flush=True)
+                  f"{r['seconds']:.1f} s)  target CPU {r['target_cpu']:.0%}{extra}", flush=True)
     if "ours" in results and "locust" in results and results["locust"]["rps"]:
         ratio = results["ours"]["rps"] / results["locust"]["rps"]
         print(f"ours/locust = {ratio:.2f}x  (bar: >= 1.5x)")

@@ -51,9 +51,11 @@ class PyResponseParser:
     """Pure-Python response parser with httptools' callbacks: used when httptools is absent."""
 
     def __init__(self, protocol: Any) -> None:
-        nothing: Callable[..., None] = lambda *_: None  # noqa: E731
-        self._on_status: Callable[[bytes], None] = getattr(protocol, "on_status", nothing)
-        self._on_header: Callable[[bytes, bytes], None] = getattr(protocol, "on_header", nothing)
+        # Optional callbacks, as in httptools: without on_header the head is not split into
+        # lines at all (the connection parses it lazily), only the framing fields are read.
+        self._on_status: Callable[[bytes], None] | None = getattr(protocol, "on_status", None)
+        self._on_header: Callable[[bytes, bytes], None] | None = getattr(
+            protocol, "on_header", None)
         self._on_headers_complete: Callable[[], None] = protocol.on_headers_complete
         self._on_body: Callable[[bytes], None] = protocol.on_body
         self._on_message_complete: Callable[[], None] = protocol.on_message_complete
@@ -74,6 +76,14 @@ class PyResponseParser:
         return self._keep_alive
 
     def feed_data(self, data: bytes) -> None:
+        if self._state == _HEAD and not self._buf:
+            # The common case: a whole small response in one packet, parsed without copies.
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                self._parse_head(data[:end])
+                data = data[end + 4:]
+                if not data:
+                    return
         if self._state == _LENGTH and not self._buf and len(data) <= self._remaining:
             # The common large-body case: hand the packet over without copying it.
             self._remaining -= len(data)
@@ -150,31 +160,45 @@ class PyResponseParser:
                 return
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        version, _, rest = lines[0].partition(b" ")
+        first, _, fields = head.partition(b"\r\n")
+        version, _, rest = first.partition(b" ")
         if not version.startswith(b"HTTP/") or len(rest) < 3 or not rest[:3].isdigit():
-            raise ParserError(f"invalid status line {lines[0][:100]!r}")
-        self._version = version[5:].decode("ascii", "replace")
+            raise ParserError(f"invalid status line {first[:100]!r}")
+        self._version = "1.1" if version == b"HTTP/1.1" else version[5:].decode("ascii",
+                                                                                "replace")
         status = self._status = int(rest[:3])
-        self._on_status(rest[4:])
+        if self._on_status is not None:
+            self._on_status(rest[4:])
         length: int | None = None
         chunked = False
         connection = b""
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip():
-                raise ParserError(f"invalid header line {line[:100]!r}")
-            value = value.strip()
-            lname = name.lower()
-            if lname == b"content-length":
-                if not value.isdigit() or (length is not None and int(value) != length):
+        on_header = self._on_header
+        if on_header is None:
+            lower = b"\r\n" + fields.lower()
+            value = _field(lower, b"\r\ncontent-length:")
+            if value is not None:
+                if not value.isdigit() or lower.count(b"\r\ncontent-length:") > 1:
                     raise ParserError(f"invalid Content-Length {value[:40]!r}")
                 length = int(value)
-            elif lname == b"transfer-encoding":
-                chunked = value.lower().endswith(b"chunked")
-            elif lname == b"connection":
-                connection = value.lower()
-            self._on_header(name, value)
+            value = _field(lower, b"\r\ntransfer-encoding:")
+            chunked = value is not None and value.endswith(b"chunked")
+            connection = _field(lower, b"\r\nconnection:") or b""
+        else:
+            for line in fields.split(b"\r\n") if fields else ():
+                name, sep, value = line.partition(b":")
+                if not sep or not name or name != name.strip():
+                    raise ParserError(f"invalid header line {line[:100]!r}")
+                value = value.strip()
+                lname = name.lower()
+                if lname == b"content-length":
+                    if not value.isdigit() or (length is not None and int(value) != length):
+                        raise ParserError(f"invalid Content-Length {value[:40]!r}")
+                    length = int(value)
+                elif lname == b"transfer-encoding":
+                    chunked = value.lower().endswith(b"chunked")
+                elif lname == b"connection":
+                    connection = value.lower()
+                on_header(name, value)
         if self._version == "1.1":
             self._keep_alive = b"close" not in connection
         else:
@@ -197,6 +221,15 @@ class PyResponseParser:
     def _complete(self) -> None:
         self._state = _HEAD
         self._on_message_complete()
+
+
+def _field(lower_head: bytes, key: bytes) -> bytes | None:
+    """The stripped value of the first header ``key`` (b"\\r\\nname:") in a lowercased head."""
+    at = lower_head.find(key)
+    if at < 0:
+        return None
+    end = lower_head.find(b"\r\n", at + 2)
+    return lower_head[at + len(key): end if end >= 0 else None].strip()
 
 
 def make_parser(protocol: Any, *, pure: bool = False) -> ResponseParser:
@@ -322,7 +355,7 @@ class Connection(asyncio.Protocol):
         if self._timer is None or self._timer_when > deadline:
             self._arm(deadline)
         transport = self.transport
-        if transport is None or self.closed or transport.is_closing():
+        if transport is None or self.closed:  # closed: connection_lost or our close()
             self._fail(Failure("RemoteProtocolError",
                                "Server disconnected without sending a response.", stale=True))
             return waiter

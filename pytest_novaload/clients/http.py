@@ -519,7 +519,10 @@ class HttpClient:
         status = conn.status
         response = Response(status, None, content, elapsed, method, url, head=conn.head_chunks)
         if conn.keep_alive and not conn.closed and not self._closed:
-            self._idle.setdefault(target.key, []).append(conn)
+            if idle is None:
+                self._idle[target.key] = [conn]
+            else:
+                idle.append(conn)
         else:
             conn.close()
         ok = 200 <= status < 400 if expected is None else self._matches(status, expected)

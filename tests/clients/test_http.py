@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from pytest_novaload.clients._http_protocol import PyResponseParser
+from pytest_novaload.clients._http_protocol import ParserError, PyResponseParser
 from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.clients.http import HttpClient, Response
 from pytest_novaload.errors import ConfigError
@@ -277,7 +277,7 @@ def test_concurrent_requests_of_one_vu_use_separate_connections(
     assert http_server.connections == 2
 
 
-@pytest.mark.parametrize("step", [1, 7])
+@pytest.mark.parametrize("step", [1, 7, 10_000])
 def test_pure_parser_byte_by_byte(step: int) -> None:
     seen: dict[str, Any] = {"headers": [], "body": b"", "done": 0}
 
@@ -609,3 +609,28 @@ def test_bad_api_url_and_scheme(metric_store: MetricStore) -> None:
     http = make_client(metric_store, "http://127.0.0.1:8000")
     with pytest.raises(ConfigError, match="unsupported scheme"):
         http.transport_for("GET", "ws://127.0.0.1/x")
+
+
+def test_pure_parser_reads_framing_without_header_callbacks() -> None:
+    class Sink:  # what the connection gives it: no on_header, no on_status
+        def __init__(self) -> None:
+            self.body = b""
+            self.done = 0
+
+        def on_headers_complete(self) -> None:
+            pass
+
+        def on_body(self, chunk: bytes) -> None:
+            self.body += chunk
+
+        def on_message_complete(self) -> None:
+            self.done += 1
+
+    sink = Sink()
+    parser = PyResponseParser(sink)
+    parser.feed_data(b"HTTP/1.1 200 OK\r\nX-Content-Length: 99\r\ncontent-LENGTH:  3 \r\n"
+                     b"Connection: close\r\n\r\nabc")
+    assert (sink.body, sink.done, parser.should_keep_alive()) == (b"abc", 1, False)
+    parser = PyResponseParser(sink)
+    with pytest.raises(ParserError, match="Content-Length"):
+        parser.feed_data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n")
