@@ -526,14 +526,7 @@ class HttpClient:
         else:
             conn.close()
         ok = 200 <= status < 400 if expected is None else self._matches(status, expected)
-        sinks = self._sinks.get((name, method, status, ok, None))
-        if sinks is None:
-            sinks = self._make_sinks(name, method, status, ok, None)
-        sinks[0].add(elapsed * 1000.0)
-        sinks[1].add()
-        sinks[2].add(not ok)
-        self._data_sent.add(len(request))
-        self._data_received.add(conn.received)
+        self._measure(method, name, status, ok, None, elapsed, len(request), conn.received)
         return response
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, target: _Target,
@@ -610,7 +603,7 @@ class HttpClient:
 
     def _measure(self, method: str, name: str, status: int, ok: bool, error: str | None,
                  elapsed: float, sent: int, received: int) -> None:
-        """The one recording path of both transports (the fast path inlines the same steps)."""
+        """The one recording path of both transports, for successes and transport errors."""
         sinks = self._sinks.get((name, method, status, ok, error))
         if sinks is None:
             sinks = self._make_sinks(name, method, status, ok, error)
