@@ -25,20 +25,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 RawHeaders = list[tuple[bytes, bytes]]
 
-# k6's error codes (lib/netext/httpext/error_codes.go) for the transport errors we can tell apart.
-K6_ERROR_CODES: dict[str, int] = {
-    "ConnectError": 1210,
-    "ConnectRefused": 1212,
-    "ConnectTimeout": 1211,
-    "ReadTimeout": 1050,
-    "WriteTimeout": 1050,
-    "PoolTimeout": 1050,
-    "ReadError": 1220,
-    "WriteError": 1201,
-    "DNSError": 1101,
-}
-
-
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
