@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.load import Load
-from pytest_novaload.session import NovaloadSession, Options
+from pytest_novaload.session import NovaloadSession, Options, report_properties
 from pytest_novaload.spec import LoadSpec
+from pytest_novaload.thresholds import Threshold
 
 session_key = pytest.StashKey[NovaloadSession]()
 spec_key = pytest.StashKey[LoadSpec]()
@@ -29,6 +31,9 @@ OPTIONS = (
      "(default load-results)"),
     ("--load-progress", "load_progress", "NOVALOAD_PROGRESS",
      "live progress while a load runs: auto, tty, lines or off (default auto)"),
+    ("--load-barrier-timeout", "load_barrier_timeout", "NOVALOAD_BARRIER_TIMEOUT",
+     "xdist: seconds every shard of a load test may take to reach the start barrier "
+     "(default 60)"),
 )
 MARKER_HELP = (
     "load(stages=..., executor=..., thresholds=..., vus=..., duration=..., ...): "
@@ -56,21 +61,23 @@ def resolve_options(config: pytest.Config) -> Options:
             raw[ini] = (str(config.getini(ini)), f"ini {ini}")
     problems: list[str] = []
 
-    def number(key: str) -> float:
+    def number(key: str, default: float = 1.0, example: str = "0.1") -> float:
         if key not in raw:
-            return 1.0
+            return default
         value, source = raw[key]
         try:
             f = float(value)
         except ValueError:
             f = -1.0
         if not f > 0 or f != f or f == float("inf"):
-            problems.append(f"{source}={value!r}: expected a number greater than 0, e.g. 0.1")
-            return 1.0
+            problems.append(
+                f"{source}={value!r}: expected a number greater than 0, e.g. {example}")
+            return default
         return f
 
     scale = number("load_scale")
     duration_scale = number("load_duration_scale")
+    barrier_timeout = number("load_barrier_timeout", 60.0, "120")
     results_raw = raw.get("load_results", ("load-results", "default"))[0]
     results = None if results_raw.strip().lower() == "off" else results_raw
     progress, psrc = raw.get("load_progress", ("auto", "default"))
@@ -81,24 +88,75 @@ def resolve_options(config: pytest.Config) -> Options:
         raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
             f"  - {p}" for p in problems))
     return Options(scale=scale, duration_scale=duration_scale, results=results,
-                   progress=progress, sources={k: v[1] for k, v in raw.items()})
+                   progress=progress, barrier_timeout=barrier_timeout,
+                   sources={k: v[1] for k, v in raw.items()})
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal plugin has made its reporter
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     options = resolve_options(config)
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # An xdist worker runs shards; the controller writes the artifacts and the terminal.
+        options = replace(options, results=None)
+        channel = workerinput.get("novaload_channel")
+        if channel is not None:
+            from pytest_novaload import distributed
+            shard = distributed.WorkerShard(channel, str(workerinput.get("workerid", "?")),
+                                            barrier_timeout=options.barrier_timeout)
+            config.stash[session_key] = NovaloadSession(
+                options, shard=shard, rootdir=Path(str(config.rootpath)))
+            config.pluginmanager.register(
+                distributed.WorkerPlugin(shard, lambda item: _shard_meta(item, options)),
+                "novaload-worker")
+            return
+        config.stash[session_key] = NovaloadSession(options, rootdir=Path(str(config.rootpath)))
+        return
     tr = config.pluginmanager.get_plugin("terminalreporter")
     write = None
     isatty = False
-    if tr is not None and not hasattr(config, "workerinput"):
-        writer = tr._tw  # the reporter's own writer: it bypasses output capture
+    if tr is not None:
+        writer = tr._tw
+        capman = config.pluginmanager.get_plugin("capturemanager")
 
         def write(text: str) -> None:
-            writer.write(text, flush=True)
+            # Fd-level capture is on while a test runs: step out of it, as live logging does.
+            if capman is None:
+                writer.write(text, flush=True)
+                return
+            with capman.global_and_fixture_disabled():
+                writer.write(text, flush=True)
 
         isatty = bool(getattr(writer, "hasmarkup", False)) and writer.hasmarkup
-    config.stash[session_key] = NovaloadSession(
-        options, write=write, isatty=isatty, rootdir=Path(str(config.rootpath)))
+    session = NovaloadSession(options, write=write, isatty=isatty,
+                              rootdir=Path(str(config.rootpath)))
+    config.stash[session_key] = session
+    if _xdist_controller(config):
+        from pytest_novaload import distributed
+        config.pluginmanager.register(distributed.ControllerPlugin(config, session),
+                                      "novaload-controller")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """xdist will distribute this session (the same test as xdist's own DSession)."""
+    return (not config.getoption("collectonly", False)
+            and config.getoption("dist", "no") != "no"
+            and bool(config.getoption("tx", None)))
+
+
+def _shard_meta(item: pytest.Item, options: Options) -> tuple[dict[str, Any],
+                                                             tuple[Threshold, ...]] | None:
+    """What the xdist controller needs of a load test: its plan and its thresholds."""
+    spec = item.stash.get(spec_key, None)
+    if spec is None or item.get_closest_marker("load") is None:
+        return None
+    try:
+        executor = spec.plan(scale=options.scale,
+                             duration_scale=options.duration_scale).describe()
+    except ConfigError:
+        executor = {"type": spec.executor}
+    return executor, spec.thresholds
 
 
 def _session(config: pytest.Config) -> NovaloadSession:
@@ -168,15 +226,7 @@ def pytest_runtest_makereport(item: pytest.Item,
         result = session.results.get(item.nodeid)
         if result is not None:
             session.set_outcome(item.nodeid, report.outcome)
-            for key in ("http_req_duration", "iteration_duration"):
-                if key in result.store:
-                    m = result.metric(key)
-                    report.user_properties += [(f"{key}_p95_ms", round(m.p(95), 3)),
-                                               (f"{key}_p99_ms", round(m.p(99), 3))]
-                    break
-            if "http_req_failed" in result.store:
-                report.user_properties.append(
-                    ("http_req_failed_rate", result.metric("http_req_failed").rate))
+            report.user_properties += report_properties(result)
     return report
 
 

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_novaload.engine.runner import Runner, RunOutput, Snapshot
-from pytest_novaload.errors import LoadAborted, ThresholdsFailed
+from pytest_novaload.engine.runtime import ScenarioMix
+from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.reporting import markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
 from pytest_novaload.spec import LoadSpec
+from pytest_novaload.thresholds import Threshold
 
 TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
 log = logging.getLogger("pytest_novaload")
@@ -38,25 +40,39 @@ class Options:
     duration_scale: float = 1.0
     results: str | None = "load-results"      # None: write no artifacts
     progress: str = "auto"                    # auto | tty | lines | off
+    barrier_timeout: float = 60.0             # xdist: seconds to wait for every shard to start
     sources: Mapping[str, str] = field(default_factory=dict)  # option -> where it came from
 
     def to_dict(self) -> dict[str, Any]:
         return {"load_scale": self.scale, "load_duration_scale": self.duration_scale,
                 "load_results": self.results if self.results is not None else "off",
+                "load_barrier_timeout": self.barrier_timeout,
                 "sources": dict(self.sources)}
+
+
+@dataclass
+class MergedRun:
+    """What the controller hands back to every shard once all shards have reported."""
+
+    output: RunOutput                 # every shard's measurements merged (timeseries empty)
+    shards: int
+    extra: dict[str, Any] = field(default_factory=dict)   # start spread, lost shards...
+    failure: str | None = None        # set when a shard crashed or left: names the worker
 
 
 class Shard(Protocol):
     """The xdist side of a run (see distributed.py): barrier, rank/world, abort, results."""
 
     def begin(self, nodeid: str) -> tuple[int, int]:
-        """Wait at the start barrier; return (rank, world)."""
+        """Wait at the start barrier; return (rank, world). Raises ShardError when the
+        controller cancels the start."""
 
     def attach(self, runner: Runner) -> None:
-        """Let the controller abort ``runner`` (abort_on_fail across shards, crashes)."""
+        """Let the controller abort ``runner`` (abort_on_fail across shards, crashes) and
+        stream its progress."""
 
-    def finish(self, nodeid: str, output: RunOutput, runner: Runner) -> None:
-        """Send this shard's measurements to the controller."""
+    def finish(self, nodeid: str, output: RunOutput, runner: Runner) -> MergedRun:
+        """Send this shard's measurements to the controller; return the merged run."""
 
 
 class NovaloadSession:
@@ -80,13 +96,18 @@ class NovaloadSession:
     # -- running ------------------------------------------------------------------------------
     def run_load(self, nodeid: str, spec: LoadSpec, scenario: Any,
                  store: MetricStore) -> RunResult:
-        """Run one load test and record it; raise ThresholdsFailed when a threshold broke."""
+        """Run one load test and record it; raise ThresholdsFailed when a threshold broke.
+
+        Under xdist (``shard`` set) this runs one shard; the thresholds are judged on the
+        merged measurements of every shard, which the controller sends back.
+        """
         plan = spec.plan(scale=self.options.scale, duration_scale=self.options.duration_scale)
+        ScenarioMix(scenario)  # a bad scenario fails here, before any shard starts
         rank, world = (0, 1)
         if self.shard is not None:
             rank, world = self.shard.begin(nodeid)
         env = {k: os.environ[k] for k in TARGET_ENV if k in os.environ}
-        progress = self._progress_printer(nodeid) if world == 1 else None
+        progress = self._progress_printer(nodeid) if self.shard is None else None
         runner = Runner(plan, scenario, env=env, client_options=dict(spec.client_options),
                         thresholds=spec.thresholds, rank=rank, world=world, store=store,
                         progress=progress, timeseries_keys=threshold_keys(spec.thresholds),
@@ -97,15 +118,18 @@ class NovaloadSession:
         output = runner.run()
         self._end_progress()
         if self.shard is not None:
-            # The controller decides on the merged shards; this shard only reports.
-            self.shard.finish(nodeid, output, runner)
+            # The controller merges every shard; each shard judges the merged numbers.
+            merged = self.shard.finish(nodeid, output, runner)
+            result = self._result(nodeid, spec, plan.describe(), merged.output,
+                                  shards=merged.shards, extra=merged.extra)
+            if output.interrupted or merged.output.interrupted:
+                raise KeyboardInterrupt
+            if merged.failure:
+                raise ShardError(f"{merged.failure}\n{result.failure_message()}")
+        else:
+            result = self._result(nodeid, spec, plan.describe(), output, shards=1)
             if output.interrupted:
                 raise KeyboardInterrupt
-            return self._result(nodeid, spec, plan.describe(), output, shards=world,
-                                record=False)
-        result = self._result(nodeid, spec, plan.describe(), output, shards=1)
-        if output.interrupted:
-            raise KeyboardInterrupt
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
             raise exc(result.failure_message())
@@ -114,13 +138,8 @@ class NovaloadSession:
     def _result(self, nodeid: str, spec: LoadSpec, executor: dict[str, Any],
                 output: RunOutput, *, shards: int, record: bool = True,
                 extra: dict[str, Any] | None = None) -> RunResult:
-        outcome = "interrupted" if output.interrupted else None
-        result = RunResult.build(
-            nodeid, output.store, output.duration, executor,
-            () if output.interrupted else spec.thresholds,
-            errors=output.errors.to_list() + http_errors(output.store),
-            shards=shards, outcome=outcome, started=output.started, finished=output.finished,
-            generator=output.generator, aborted=output.aborted, extra=extra or {})
+        result = build_result(nodeid, spec.thresholds, executor, output, shards=shards,
+                              extra=extra)
         if record:
             self.record(result, output.timeseries)
         return result
@@ -222,6 +241,32 @@ class NovaloadSession:
 
     def terminal_summaries(self) -> list[str]:
         return [terminal.render(self.results[n]) for n in self.order]
+
+
+def build_result(nodeid: str, thresholds: tuple[Threshold, ...], executor: dict[str, Any],
+                 output: RunOutput, *, shards: int,
+                 extra: dict[str, Any] | None = None) -> RunResult:
+    """Judge ``output`` (one run, or every shard merged): the same on controller and shards."""
+    outcome = "interrupted" if output.interrupted else None
+    return RunResult.build(
+        nodeid, output.store, output.duration, executor,
+        () if output.interrupted else thresholds,
+        errors=output.errors.to_list() + http_errors(output.store),
+        shards=shards, outcome=outcome, started=output.started, finished=output.finished,
+        generator=output.generator, aborted=output.aborted, extra=extra or {})
+
+
+def report_properties(result: RunResult) -> list[tuple[str, object]]:
+    """The JUnit ``<property>`` entries of a load test: p95/p99 and the error rate."""
+    props: list[tuple[str, object]] = []
+    for key in ("http_req_duration", "iteration_duration"):
+        if key in result.store:
+            m = result.metric(key)
+            props += [(f"{key}_p95_ms", round(m.p(95), 3)), (f"{key}_p99_ms", round(m.p(99), 3))]
+            break
+    if "http_req_failed" in result.store:
+        props.append(("http_req_failed_rate", result.metric("http_req_failed").rate))
+    return props
 
 
 def http_errors(store: MetricStore) -> list[dict[str, Any]]:
