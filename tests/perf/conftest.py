@@ -24,18 +24,23 @@ def api_url() -> str:
     return url.rstrip("/")
 
 
-@pytest.fixture(scope="session")
-def zones(api_url: str) -> list[str]:
-    """The zone names of the target (GET /api/v1/zones), in the target's order."""
+def fetch_zones(api_url: str, token: str | None = None) -> list[str]:
+    """The zone names of a target (GET /api/v1/zones), in the target's order."""
     headers = {"Accept": "application/json"}
-    if os.environ.get("API_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['API_TOKEN']}"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(f"{api_url}/api/v1/zones", headers=headers)
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with no_proxy.open(request, timeout=10) as response:
         names = [z["name"] for z in json.load(response)["zones"]]
     assert len(names) >= 2, f"{api_url} has fewer than two zones ({names}): nothing to migrate"
     return names
+
+
+@pytest.fixture(scope="session")
+def zones(api_url: str) -> list[str]:
+    """The target's zone names."""
+    return fetch_zones(api_url, os.environ.get("API_TOKEN"))
 
 
 @pytest.fixture(scope="session")
