@@ -772,7 +772,7 @@ class Coordinator:
                                       f"{run.nodeid}: no shard reported")
         props = report_properties(run.result) if run.result is not None else []
         for rep in reports:
-            if rep.when == "call" and props:
+            if rep.when in ("call", "teardown") and props:  # JUnit reads the teardown's
                 have = {k for k, _ in rep.user_properties}
                 rep.user_properties = list(rep.user_properties) + [
                     (k, v) for k, v in props if k not in have]

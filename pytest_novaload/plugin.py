@@ -226,7 +226,10 @@ def pytest_runtest_makereport(item: pytest.Item,
         result = session.results.get(item.nodeid)
         if result is not None:
             session.set_outcome(item.nodeid, report.outcome)
-            report.user_properties += report_properties(result)
+            props = report_properties(result)
+            report.user_properties += props
+            # JUnit reads the properties off the teardown report, which copies the item's.
+            item.user_properties += props
     return report
 
 
