@@ -386,7 +386,8 @@ class _Run:
     shown_tick: int = 0
     last_line: float = -1.0
     last_check: float = 0.0
-    emitted: bool = False
+    emitted: bool = False                              # the verdict is being / was logged
+    reported: bool = False                             # ... and -x/--maxfail has seen it
     timer: threading.Timer | None = None
 
     def sort_key(self, worker: str) -> tuple[int, int]:
@@ -498,7 +499,7 @@ class Coordinator:
             return
         if not all(w in run.arrived for w in run.nodes):
             return
-        if not all(r.emitted for r in self.order[:self.order.index(run)]):
+        if not all(r.reported for r in self.order[:self.order.index(run)]):
             return  # the previous verdict first: -x stops here, output stays in order
         if run.timer is not None:
             run.timer.cancel()
@@ -739,10 +740,14 @@ class Coordinator:
             if run.released and not run.merged:
                 return  # a shard's measurements are still on their way
             run.emitted = True
-            if run.silent:
-                return
-            chosen = self._pick(run)
-        self._emit(run, chosen)
+            chosen = None if run.silent else self._pick(run)
+        if chosen is not None:
+            self._emit(run, chosen)
+        with self._lock:
+            run.reported = True
+            later = self.order[self.order.index(run) + 1:]
+            if later:
+                self._maybe_release(later[0])
 
     def _pick(self, run: _Run) -> tuple[str | None, list[dict[str, Any]]]:
         """The shard whose reports stand for the test: the one that explains a cancel, else
@@ -797,10 +802,6 @@ class Coordinator:
                 handle(failed)
             if getattr(dsession, "shouldstop", False):
                 self.stop_pending(str(dsession.shouldstop))
-        with self._lock:
-            later = self.order[self.order.index(run) + 1:]
-            if later:
-                self._maybe_release(later[0])
 
     def _synthetic(self, run: _Run, message: str) -> list[pytest.TestReport]:
         props = report_properties(run.result) if run.result is not None else []
@@ -821,7 +822,8 @@ def _worker_key(wid: str) -> tuple[int, str]:
 def _why_not_started(reports: list[dict[str, Any]]) -> str:
     for r in reports:
         if r.get("outcome") == "failed":
-            return f"failed in {r.get('when')} before load.run"
+            return ("failed in setup" if r.get("when") == "setup" else
+                    "failed before it called load.run")
         if r.get("outcome") == "skipped":
             return "was skipped"
     return "ended without calling load.run"

@@ -11,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +23,12 @@ import pytest
 from tests.plugin.conftest import Target
 
 pytest.importorskip("xdist")
+
+from pytest_novaload.distributed import Coordinator, ShardPart, threshold_to_wire
+from pytest_novaload.engine.runtime import ErrorLog
+from pytest_novaload.metrics import MetricStore
+from pytest_novaload.session import NovaloadSession, Options
+from pytest_novaload.thresholds import parse_thresholds
 
 # VU 2 makes every 5th request slow: over both VUs 10% of /slow requests take 60 ms. Under
 # -n 2 shard 0 (VU 1) has no slow request and shard 1 (VU 2) 20%: averaging the shards' p95
@@ -253,7 +261,7 @@ def test_merged_count_breaks(load):
     result = run(pytester, "-n", "2", progress="tty")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*LoadAborted*", "*run stopped early: abort_on_fail*"])
-    result.stdout.fnmatch_lines(["*test_one_shard_breaks*vus*[[]2 shards[]]*"])
+    result.stdout.fnmatch_lines(["*test_merged_count_breaks  *s/20s  vus*[[]2 shards[]]*"])
     tests = summary(pytester)
     one = tests["test_one_shard_breaks"]
     # Shard 2 judges its own numbers, the controller the merged windows: whichever trips
@@ -332,3 +340,182 @@ def test_socket_workers_on_loopback(pytester: pytest.Pytester, api: Target,
     result = run(pytester, "--dist", "load", *tx)
     result.assert_outcomes(passed=4)
     assert_mix_merged(summary(pytester)["test_mix"], api, shards=2)
+
+
+# -- the coordinator alone: barrier, ranks, node loss, merge (no processes) ----------------------
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def setcallback(self, callback: Any) -> None:
+        self.callback = callback
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        self.sent.append(msg)
+
+    def kinds(self, nodeid: str) -> list[str]:
+        return [m[0] for m in self.sent if m[1] == nodeid]
+
+
+class FakeHook:
+    def __init__(self) -> None:
+        self.logged: list[pytest.TestReport] = []
+
+    def pytest_report_from_serializable(self, config: Any, data: dict[str, Any]
+                                        ) -> pytest.TestReport:
+        return pytest.TestReport(**data)
+
+    def pytest_runtest_logstart(self, **kw: Any) -> None:
+        pass
+
+    def pytest_runtest_logfinish(self, **kw: Any) -> None:
+        pass
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.logged.append(report)
+
+
+class FakeConfig:
+    def __init__(self) -> None:
+        self.hook = FakeHook()
+        self.pluginmanager = self
+
+    def getplugin(self, name: str) -> None:
+        return None
+
+
+def coordinator(workers: list[str], nodeids: list[str], *, barrier_timeout: float = 60.0,
+                thresholds: dict[str, Any] | None = None) -> tuple[Any, dict[str, FakeChannel]]:
+    session = NovaloadSession(Options(results=None, barrier_timeout=barrier_timeout))
+    coord = Coordinator(FakeConfig(), session)  # type: ignore[arg-type]
+    channels = {}
+    for w in workers:
+        channels[w] = FakeChannel()
+        coord.connect(SimpleNamespace(gateway=SimpleNamespace(id=w)), channels[w])
+    ths = [threshold_to_wire(t) for t in parse_thresholds(thresholds or {})]
+    meta = {n: {"location": ("t.py", 1, n), "executor": {"type": "constant-vus"},
+                "thresholds": ths} for n in nodeids}
+    for w in workers:
+        channels[w].callback(("meta", meta))
+    coord.plan_runs(nodeids, workers)
+    return coord, channels
+
+
+def shard_result(rank: int, requests: int, aborted: str | None = None) -> dict[str, Any]:
+
+    store = MetricStore()
+    store.counter("http_reqs").add(requests)
+    part = ShardPart(f"w{rank}", rank, store, ErrorLog(), 100.0 + rank * 0.002, 101.0, 1.0,
+                     aborted=aborted)
+    return {**part.to_wire(), "windows": []}
+
+
+def done(nodeid: str, outcome: str = "passed", *, arrived: bool = True,
+         phase: str = "call") -> tuple[Any, ...]:
+    reports = [{"nodeid": nodeid, "location": ("t.py", 1, nodeid), "keywords": {},
+                "outcome": outcome if when == phase else "passed",
+                "longrepr": "boom" if outcome == "failed" and when == phase else None,
+                "when": when} for when in ("setup", "call", "teardown")]
+    return ("done", nodeid, {"arrived": arrived, "reports": reports})
+
+
+def test_barrier_releases_when_all_arrived_with_ranks_by_worker_number() -> None:
+    _, ch = coordinator(["gw10", "gw2"], ["t.py::a", "t.py::b"])
+    ch["gw10"].callback(("arrive", "t.py::a"))
+    assert ch["gw10"].kinds("t.py::a") == []            # still waiting for gw2
+    ch["gw2"].callback(("arrive", "t.py::a"))
+    assert ch["gw2"].sent[-1] == ("go", "t.py::a", 0, 2)
+    assert ch["gw10"].sent[-1] == ("go", "t.py::a", 1, 2)
+    ch["gw2"].callback(("arrive", "t.py::nope"))
+    assert ch["gw2"].sent[-1][0] == "cancel"
+
+
+def test_next_load_test_waits_for_the_previous_verdict() -> None:
+    coord, ch = coordinator(["gw0", "gw1"], ["t.py::a", "t.py::b"])
+    for w in ("gw0", "gw1"):
+        ch[w].callback(("arrive", "t.py::a"))
+    for rank, w in enumerate(("gw0", "gw1")):
+        ch[w].callback(("result", "t.py::a", shard_result(rank, 10 + rank)))
+    assert [m[0] for m in ch["gw0"].sent] == ["go", "merged"]
+    merged = ch["gw0"].sent[-1][2]
+    assert merged["shards"] == 2 and merged["failure"] is None
+    assert merged["extra"]["start_spread_ms"] == pytest.approx(2.0, abs=0.01)
+    for w in ("gw0", "gw1"):
+        ch[w].callback(done("t.py::a"))
+        ch[w].callback(("arrive", "t.py::b"))
+    assert ch["gw0"].kinds("t.py::b") == []            # a's verdict is not out yet
+    coord.shard_complete("gw0", "t.py::a")
+    coord.shard_complete("gw1", "t.py::a")
+    logged = coord.config.hook.logged
+    assert [r.when for r in logged] == ["setup", "call", "teardown"]   # one test, one report
+    assert ch["gw0"].kinds("t.py::b") == ["go"]
+    result = coord.session.results["t.py::a"]
+    assert result.metric("http_reqs").count == 21 and result.shards == 2
+
+
+def test_worker_lost_mid_load_fails_that_test_and_shrinks_the_next() -> None:
+    coord, ch = coordinator(["gw0", "gw1", "gw2"], ["t.py::a", "t.py::b"])
+    for w in ("gw0", "gw1", "gw2"):
+        ch[w].callback(("arrive", "t.py::a"))
+    ch["gw0"].callback(("result", "t.py::a", shard_result(0, 5)))
+    coord.node_down("gw1", "Not properly terminated")
+    assert ch["gw2"].sent[-1] == ("abort", "t.py::a", "worker 'gw1' crashed "
+                                  "(Not properly terminated)")
+    assert ch["gw0"].kinds("t.py::a") == ["go"]          # gw0 had already reported
+    ch["gw2"].callback(("result", "t.py::a", shard_result(2, 7, aborted="told to stop")))
+    merged = ch["gw0"].sent[-1][2]
+    assert "worker 'gw1' crashed (Not properly terminated) while running t.py::a " \
+           "(shard 2/3)" in merged["failure"]
+    assert merged["extra"]["lost_shards"] == [
+        {"worker": "gw1", "rank": 1, "reason": "crashed (Not properly terminated)"}]
+    for w in ("gw0", "gw2"):
+        ch[w].callback(done("t.py::a", "failed"))
+        coord.shard_complete(w, "t.py::a")
+    (call,) = [r for r in coord.config.hook.logged if r.when == "call"]
+    assert call.failed
+    result = coord.session.results["t.py::a"]
+    assert result.metric("http_reqs").count == 12 and result.outcome == "failed"
+    # t.py::b never started on gw1: it runs on the two others, ranks 0 and 1 of 2.
+    for w in ("gw0", "gw2"):
+        ch[w].callback(("arrive", "t.py::b"))
+    assert ch["gw0"].sent[-1] == ("go", "t.py::b", 0, 2)
+    assert ch["gw2"].sent[-1] == ("go", "t.py::b", 1, 2)
+
+
+def test_a_shard_abort_reaches_the_others_and_setup_errors_cancel_the_start() -> None:
+    coord, ch = coordinator(["gw0", "gw1"], ["t.py::a", "t.py::b"])
+    for w in ("gw0", "gw1"):
+        ch[w].callback(("arrive", "t.py::a"))
+    ch["gw1"].callback(("result", "t.py::a", shard_result(1, 3, aborted="abort_on_fail: x")))
+    assert ch["gw0"].sent[-1] == ("abort", "t.py::a", "abort_on_fail: x (shard 2/2, "
+                                  "worker 'gw1')")
+    ch["gw0"].callback(("result", "t.py::a", shard_result(0, 3, aborted="told")))
+    assert ch["gw0"].sent[-1][2]["aborted"] == "abort_on_fail: x (shard 2/2, worker 'gw1')"
+    for w in ("gw0", "gw1"):
+        ch[w].callback(done("t.py::a", "failed"))
+        coord.shard_complete(w, "t.py::a")
+    # b: gw0 errors in setup and never arrives; gw1, waiting at the barrier, is cancelled.
+    ch["gw1"].callback(("arrive", "t.py::b"))
+    ch["gw0"].callback(done("t.py::b", "failed", arrived=False, phase="setup"))
+    assert ch["gw1"].sent[-1][0] == "cancel"
+    assert "the shard on worker 'gw0' failed in setup, so no shard ran" in ch["gw1"].sent[-1][2]
+    ch["gw1"].callback(done("t.py::b", "failed"))
+    coord.shard_complete("gw1", "t.py::b")
+    coord.shard_complete("gw0", "t.py::b")
+    # The one report for b is gw0's setup error, the cause; gw1's cancelled shard is dropped.
+    b = [r for r in coord.config.hook.logged if r.nodeid == "t.py::b"]
+    assert [(r.when, r.outcome) for r in b] == [("setup", "failed"), ("call", "passed"),
+                                                ("teardown", "passed")]
+
+
+def test_barrier_timeout_cancels_the_arrived_shards() -> None:
+    _, ch = coordinator(["gw0", "gw1"], ["t.py::a"], barrier_timeout=0.05)
+    ch["gw0"].callback(("arrive", "t.py::a"))
+    deadline = time.monotonic() + 5
+    while not ch["gw0"].sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (kind, _, reason) = ch["gw0"].sent[-1]
+    assert kind == "cancel" and "gw1 did not reach the start barrier within 0.05s" in reason
+    ch["gw1"].callback(("arrive", "t.py::a"))           # too late: cancelled at once
+    assert ch["gw1"].sent[-1][0] == "cancel"
