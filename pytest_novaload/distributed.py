@@ -376,6 +376,7 @@ class _Run:
     cancelled: str | None = None
     cause: str | None = None                           # the worker whose report explains it
     silent: bool = False                               # cancelled by -x/--maxfail: no report
+    interrupted: bool = False                          # Ctrl-C on the controller
     abort_reason: str | None = None
     merged: bool = False
     result: RunResult | None = None
@@ -607,6 +608,7 @@ class Coordinator:
         if not parts:
             return
         output = merge_parts(parts, aborted=run.abort_reason)
+        output.interrupted = output.interrupted or run.interrupted
         extra = self._extra(run, parts)
         lost = [w for w in run.ranks if w in run.left and w not in run.results]
         failure = None
@@ -730,6 +732,33 @@ class Coordinator:
             for run in self.order:
                 if run.timer is not None:
                     run.timer.cancel()
+
+    def interrupt(self, grace: float = 5.0) -> None:
+        """Ctrl-C: stop the running shards, wait ``grace`` seconds for what they measured and
+        record it, judged on nothing, as "interrupted" (the workers are still connected)."""
+        with self._lock:
+            running = [r for r in self.order if r.released and not r.emitted]
+            for run in running:
+                if not run.merged:
+                    run.interrupted = True
+                    self._abort(run, "interrupted (Ctrl-C)")
+        deadline = time.monotonic() + grace
+        while running and time.monotonic() < deadline:
+            with self._lock:
+                if all(r.merged for r in running):
+                    break
+            time.sleep(0.05)
+        for run in running:
+            with self._lock:
+                if not run.merged:
+                    for w in run.ranks:  # gone or silent: merge what did arrive
+                        if w not in run.results:
+                            run.left.setdefault(w, "sent nothing before the interrupt")
+                    self._maybe_merge(run)
+                result = run.result if not run.emitted else None
+                run.emitted = True
+            if result is not None:
+                self.session.record(result, run.timeseries())
 
     # -- main thread: the one report per load test --------------------------------------------
     def _maybe_emit(self, run: _Run) -> None:
@@ -951,6 +980,8 @@ class ControllerPlugin:
     def pytest_testnodedown(self, node: WorkerController, error: object | None) -> None:
         self.coordinator.node_down(str(node.gateway.id), error)
 
-    @pytest.hookimpl
-    def pytest_sessionfinish(self) -> None:
+    @pytest.hookimpl(tryfirst=True)  # before DSession tears the workers down
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
         self.coordinator.close()
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.coordinator.interrupt()

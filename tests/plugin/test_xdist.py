@@ -296,6 +296,41 @@ def test_second(load):
     assert api.counts["/first"] > 0 and "/second" not in api.counts
 
 
+def test_ctrl_c_keeps_every_shards_measurements_as_interrupted(pytester: pytest.Pytester,
+                                                               api: Target) -> None:
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.load(vus=2, duration="60s", thresholds={"http_req_duration": ["p(95)<1"]})
+def test_long(load):
+    async def user(vu):
+        await vu.http.get(f"/long/{vu.id}")
+        await vu.sleep(0.01)
+    load.run(user)
+''')
+    pytester.makeini("[pytest]\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider",
+         "--load-progress", "off", f"--load-results={pytester.path / 'results'}"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while min(api.counts.get("/long/1", 0), api.counts.get("/long/2", 0)) < 20 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)       # Ctrl-C reaches the controller and workers
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    test = summary(pytester)["test_long"]
+    assert test["outcome"] == "interrupted" and test["shards"] == 2
+    assert test["thresholds"] == []              # nothing is judged
+    assert test["metrics"]["http_reqs{name:/long/1}"]["count"] >= 20
+    assert test["metrics"]["http_reqs{name:/long/2}"]["count"] >= 20
+
+
 def test_other_dist_modes_are_a_usage_error(pytester: pytest.Pytester, api: Target) -> None:
     pytester.makepyfile(MIX + UNITS)
     result = run(pytester, "-n", "2", "--dist", "loadfile")
