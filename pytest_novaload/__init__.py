@@ -6,6 +6,8 @@ Mark a test ``@pytest.mark.load(stages=..., thresholds=...)``, take the ``load``
 
 from __future__ import annotations
 
+from pytest_novaload.clients.websocket import WsConnectError
+from pytest_novaload.engine.vu import VU
 from pytest_novaload.errors import (
     ConfigError,
     LoadAborted,
@@ -14,15 +16,23 @@ from pytest_novaload.errors import (
     ThresholdsFailed,
     UsageError,
 )
+from pytest_novaload.load import CustomMetric, Load
+from pytest_novaload.reporting.model import MetricStats, RunResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "VU",
     "ConfigError",
+    "CustomMetric",
+    "Load",
     "LoadAborted",
+    "MetricStats",
     "NovaloadError",
+    "RunResult",
     "ShardError",
     "ThresholdsFailed",
     "UsageError",
+    "WsConnectError",
     "__version__",
 ]

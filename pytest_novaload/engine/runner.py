@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -111,6 +112,11 @@ class Runner:
         cpu0 = time.process_time()
         self.health = _Health()
         interrupted = False
+        # Objects alive before the run (test modules, fixtures) are never garbage during it:
+        # freezing them keeps full collections short, so they do not stall the event loop.
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self.health.gc_event)
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 self._loop = runner.get_loop()
@@ -125,6 +131,8 @@ class Runner:
             interrupted = True
         finally:
             self._loop = None
+            gc.callbacks.remove(self.health.gc_event)
+            gc.unfreeze()
         duration = max(time.perf_counter() - t0, 1e-9)
         self._flush_window(final=True)
         cpu = time.process_time() - cpu0
@@ -233,29 +241,53 @@ def _is_error(tags: tuple[tuple[str, str], ...]) -> bool:
 
 
 class _Health:
-    """Generator health: event-loop lag and CPU, and a verdict on whether to trust latencies."""
+    """Generator health: event-loop lag, garbage-collection pauses and CPU, and a verdict on
+    whether the latencies measured can be trusted (and if not, why)."""
 
     def __init__(self) -> None:
         self.lags: list[float] = []
+        self.gc_max_ms = 0.0
+        self.gc_total_ms = 0.0
+        self._gc_start = 0.0
 
     def lag(self, ms: float) -> None:
         if len(self.lags) < 100_000:
             self.lags.append(max(ms, 0.0))
+
+    def gc_event(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self._gc_start:
+            ms = (time.perf_counter() - self._gc_start) * 1000.0
+            self.gc_total_ms += ms
+            self.gc_max_ms = max(self.gc_max_ms, ms)
 
     def summary(self, cpu_s: float, wall_s: float) -> dict[str, Any]:
         lags = sorted(self.lags)
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
         mx = lags[-1] if lags else 0.0
         cpu = cpu_s / wall_s if wall_s > 0 else 0.0
-        saturated = p99 > 50.0 or cpu > 0.95
+        if cpu > 0.95:
+            verdict = ("saturated: the generator used all of its CPU, so latencies include its "
+                       "own delay; add shards with -n N or lower the load")
+        elif p99 > 50.0 and self.gc_max_ms > 0.5 * p99:
+            verdict = (f"loop stalls: garbage collection paused the generator up to "
+                       f"{self.gc_max_ms:.0f} ms (event-loop lag p99 {p99:.0f} ms); the slowest "
+                       "latencies may include that pause")
+        elif p99 > 50.0:
+            verdict = (f"loop stalls: event-loop lag p99 {p99:.0f} ms at {cpu * 100:.0f}% CPU "
+                       "(bursts of work such as many connections opened at once); the slowest "
+                       "latencies may include that delay")
+        else:
+            verdict = "ok"
         return {
             "loop_lag_p99_ms": round(p99, 2), "loop_lag_max_ms": round(mx, 2),
+            "gc_pause_max_ms": round(self.gc_max_ms, 2),
+            "gc_pause_total_ms": round(self.gc_total_ms, 1),
             "cpu": round(cpu, 3), "python": sys.version.split()[0],
             "loop": "uvloop" if _uvloop_active() else "asyncio",
-            "saturated": saturated,
-            "verdict": ("saturated: the generator was the bottleneck; latencies include its "
-                        "own delay (add shards with -n, or lower the load)")
-            if saturated else "ok",
+            "saturated": verdict != "ok",
+            "verdict": verdict,
         }
 
 

@@ -10,9 +10,13 @@ from typing import Any
 from pytest_novaload.metrics import MetricStore, metric_key, parse_metric_key
 from pytest_novaload.thresholds import Outcome, Threshold, evaluate
 
-# Tags worth a per-value breakdown in summary.json (bounded, so an id in a URL cannot explode it).
-BREAKDOWN_TAGS = ("name", "scenario", "kind", "group", "method")
+# Tags of built-in metrics worth a per-value breakdown in summary.json; custom metrics are broken
+# down by every tag they carry. Bounded, so an id in a URL cannot explode the summary.
+BREAKDOWN_TAGS = ("name", "scenario", "kind", "group")
+BUILTIN_PREFIXES = ("http_", "ws_", "db_", "iteration", "vus", "checks", "data_", "group_",
+                    "dropped_")
 BREAKDOWN_LIMIT = 50
+NAME_CARDINALITY_WARNING = 200
 _PCT = re.compile(r"^p\((\d+(?:\.\d+)?)\)$")
 
 
@@ -142,7 +146,7 @@ class RunResult:
     def failed_thresholds(self) -> list[Outcome]:
         return [o for o in self.thresholds if not o.ok]
 
-    def metric(self, name: str, **tags: Any) -> MetricStats:
+    def metric(self, name: str, /, **tags: Any) -> MetricStats:
         """Stats of ``name`` over the series whose tags match ``tags``.
 
         ``name`` may carry tags itself, k6 style: ``"http_req_duration{name:create_vm}"``.
@@ -183,7 +187,9 @@ class RunResult:
             series = self.store.series(name)
             if len(series) < 2:
                 continue
-            for tag in BREAKDOWN_TAGS:
+            tags = BREAKDOWN_TAGS if name.startswith(BUILTIN_PREFIXES) else sorted(
+                {k for t in series for k, _ in t})
+            for tag in tags:
                 values = sorted({dict(t)[tag] for t in series if tag in dict(t)})
                 if len(values) < 1 or len(values) > BREAKDOWN_LIMIT:
                     continue
@@ -212,8 +218,23 @@ class RunResult:
         }
         if self.aborted:
             d["aborted"] = self.aborted
+        warnings = self.warnings()
+        if warnings:
+            d["warnings"] = warnings
         d.update(self.extra)
         return d
+
+    def warnings(self) -> list[str]:
+        """Things the user should fix in the test itself (high tag cardinality, ...)."""
+        out = []
+        for name in sorted(self.store.names()):
+            values = {dict(t).get("name") for t in self.store.series(name)} - {None}
+            if len(values) > NAME_CARDINALITY_WARNING:
+                out.append(
+                    f"{name} has {len(values)} distinct 'name' tags (the default name is the URL "
+                    "path, so ids in paths make one series each): pass name= for such calls, "
+                    "e.g. vu.http.get(f'/api/v1/vms/{id}', name='/api/v1/vms/{id}')")
+        return out
 
     def failure_message(self) -> str:
         """Every threshold with its observed value and limit; the failed ones marked."""

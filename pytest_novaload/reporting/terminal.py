@@ -69,7 +69,10 @@ def render(result: RunResult) -> str:
         lines.append(f"  ABORTED: {result.aborted}")
     lines.append("  METRICS")
     metrics = d["metrics"]
+    shown = {o.threshold.metric for o in result.thresholds}
     for name in sorted(metrics):
+        if "{" in name and name not in shown:
+            continue  # per-tag breakdowns are in summary.json and SUMMARY.md
         st = metrics[name]
         if st.get("type") in ("trend", "rate") and not st.get("count") and not (
                 st.get("passes") or st.get("fails")):
@@ -88,6 +91,8 @@ def render(result: RunResult) -> str:
         for e in d["errors"]:
             example = str(e.get("example", "")).splitlines()[0][:160] if e.get("example") else ""
             lines.append(f"    {e['type']} x{e['count']}: {example}")
+    for w in d.get("warnings", []):
+        lines.append(f"  WARNING  {w}")
     g = d.get("generator") or {}
     if g:
         lines.append(f"  GENERATOR  {g.get('verdict', '')}  (loop {g.get('loop')}, lag p99 "

@@ -12,7 +12,6 @@ import pytest
 from aiohttp import web
 
 
-
 @dataclass
 class Target:
     """A running target: ``url``, request ``count`` by path, and knobs set per test."""

@@ -47,6 +47,9 @@ async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool]) -> Non
             await asyncio.sleep(0)
     finally:
         rt.vu_stopped()
+    # A VU that stops (ramp-down, its iterations done) closes what it held open, kept
+    # WebSocket connections included; a reactivated VU reconnects on first use.
+    await vu.aclose()
 
 
 async def sleep_until(deadline: float) -> None:

@@ -48,10 +48,10 @@ async def run(rt: RunContext, plan: ExecutorPlan) -> None:
             slots.append(_Slot(rt.new_vu()))
         for i, slot in enumerate(slots):
             if i < target:
-                if not slot.active:
-                    slot.active = True
-                    if slot.task is None or slot.task.done():
-                        slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
+                slot.active = True
+                # (Re)start the VU; a stopping one that was still closing is picked up next tick.
+                if slot.task is None or slot.task.done():
+                    slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
             elif slot.active:
                 slot.active = False
                 slot.cancel_at = now + plan.graceful_ramp_down
