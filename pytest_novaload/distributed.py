@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -43,7 +44,13 @@ from pytest_novaload.errors import ShardError
 from pytest_novaload.metrics import MetricStore, Trend
 from pytest_novaload.reporting import terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
-from pytest_novaload.session import MergedRun, NovaloadSession, build_result, report_properties
+from pytest_novaload.session import (
+    TARGET_ENV,
+    MergedRun,
+    NovaloadSession,
+    build_result,
+    report_properties,
+)
 from pytest_novaload.thresholds import Threshold, evaluate
 
 __all__ = [
@@ -294,7 +301,12 @@ class WorkerShard:
         self.send(("result", nodeid, payload))
         if output.interrupted:
             return MergedRun(output, world)
-        msg = self._wait(nodeid, ("merged",), None, "merged result")
+        # Peers may legitimately end later (iteration executors, graceful stops): this bound
+        # only keeps a lost controller message from hanging the worker.
+        plan = runner.plan
+        limit = (plan.planned_duration() + plan.graceful_stop + plan.graceful_ramp_down
+                 + self.barrier_timeout + 60.0)
+        msg = self._wait(nodeid, ("merged",), limit, "merged result")
         d: dict[str, Any] = msg[1]
         return MergedRun(output_from_wire(d), int(d["shards"]), dict(d["extra"]),
                          d.get("failure"))
@@ -953,6 +965,8 @@ class ControllerPlugin:
     def pytest_configure_node(self, node: WorkerController) -> None:
         channel = node.gateway.newchannel()
         node.workerinput["novaload_channel"] = channel
+        node.workerinput["novaload_env"] = {k: os.environ[k] for k in TARGET_ENV
+                                            if k in os.environ}
         self.coordinator.connect(node, channel)
 
     @pytest.hookimpl

@@ -100,6 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:
         # An xdist worker runs shards; the controller writes the artifacts and the terminal.
         options = replace(options, results=None)
+        # Remote workers (--tx socket=/ssh=) target what the controller targets, unless their
+        # host sets its own value.
+        for key, value in dict(workerinput.get("novaload_env") or {}).items():
+            os.environ.setdefault(str(key), str(value))
         channel = workerinput.get("novaload_channel")
         if channel is not None:
             from pytest_novaload import distributed

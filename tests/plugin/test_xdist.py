@@ -341,14 +341,17 @@ def test_other_dist_modes_are_a_usage_error(pytester: pytest.Pytester, api: Targ
 
 @pytest.fixture
 def socket_servers(pytester: pytest.Pytester, api: Target) -> Iterator[list[int]]:
-    """Two execnet socket servers on 127.0.0.1 free ports: remote workers, on loopback."""
+    """Two execnet socket servers on 127.0.0.1 free ports: remote workers, on loopback.
+
+    Their environment has no API_URL: the workers get the controller's."""
     procs: list[subprocess.Popen[str]] = []
     ports: list[int] = []
+    env = {k: v for k, v in os.environ.items() if k != "API_URL"}
     try:
         for _ in range(2):
             proc = subprocess.Popen(
                 [sys.executable, "-u", "-m", "execnet.script.socketserver", "127.0.0.1:0"],
-                cwd=pytester.path, env=dict(os.environ), stdout=subprocess.PIPE,
+                cwd=pytester.path, env=env, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True)
             procs.append(proc)
             assert proc.stdout is not None
