@@ -527,9 +527,10 @@ class Coordinator:
             if run.released or run.cancelled is not None:
                 return
             missing = [w for w in run.nodes if w not in run.arrived]
-            self._cancel(run, f"{run.nodeid}: worker(s) {', '.join(missing)} did not reach the "
-                              f"start barrier within {self.barrier_timeout:g}s; no shard ran. "
-                              "Raise --load-barrier-timeout if setup is that slow")
+            late = (f"worker(s) {', '.join(missing)} did not reach the start barrier"
+                    if missing else "the previous load test's verdict did not come")
+            self._cancel(run, f"{run.nodeid}: {late} within {self.barrier_timeout:g}s; no "
+                              "shard ran. Raise --load-barrier-timeout if setup is that slow")
 
     def _cancel(self, run: _Run, reason: str, *, cause: str | None = None,
                 silent: bool = False) -> None:
