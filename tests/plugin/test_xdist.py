@@ -1,7 +1,8 @@
 """pytest-xdist fan-out end to end: every worker runs a shard, the controller gives one verdict.
 
 Each test runs pytest in a subprocess (in-process xdist is unreliable) against the loopback
-target of conftest.py. Loads are short; the whole module stays well under a minute.
+target of conftest.py. Loads are short; the whole module stays well under a minute. At the
+end, the Coordinator alone is driven with fake channels: barrier, ranks, node loss, merge.
 """
 
 from __future__ import annotations
