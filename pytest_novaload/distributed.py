@@ -137,7 +137,8 @@ def merge_generators(parts: Sequence[ShardPart]) -> dict[str, Any]:
     worst = max(gens, key=lambda pg: (bool(pg[1].get("saturated")),
                                       float(pg[1].get("loop_lag_p99_ms", 0.0))))[1]
     out = dict(worst)
-    for key in ("loop_lag_p99_ms", "loop_lag_max_ms", "cpu"):
+    for key in ("loop_lag_p99_ms", "loop_lag_max_ms", "gc_pause_max_ms", "gc_pause_total_ms",
+                "cpu"):  # per process: the worst shard's figure
         values = [float(g[key]) for _, g in gens if key in g]
         if values:
             out[key] = max(values)
