@@ -107,7 +107,12 @@ class ExecutorPlan:
         if self.type == "per-vu-iterations":
             return replace(self, vus=part(self.vus))
         if self.type == "shared-iterations":
-            return replace(self, vus=part(self.vus), iterations=part(self.iterations))
+            # Only shards that get a VU can run iterations: split the pool among those.
+            active = min(self.vus, world)
+            if rank >= active:
+                return replace(self, vus=0, iterations=0)
+            return replace(self, vus=part(self.vus),
+                           iterations=share(self.iterations, rank, active))
         # Arrival rate: the shard starts every world-th iteration of the total plan (exact
         # totals, no bursts); only the VU pools are split, with remainders.
         return replace(self, preallocated_vus=max(1, part(self.preallocated_vus)),

@@ -92,3 +92,11 @@ def test_shard_splits_vus_with_remainders() -> None:
     assert [plan.shard(k, 2).vus for k in range(2)] == [2, 1]
     plan = LoadSpec.parse({"iterations": 5, "vus": 3}).plan()
     assert [plan.shard(k, 2).iterations for k in range(2)] == [3, 2]
+
+
+def test_shared_iterations_only_go_to_shards_with_vus() -> None:
+    plan = LoadSpec.parse({"iterations": 20, "vus": 1}).plan()
+    parts = [plan.shard(k, 2) for k in range(2)]
+    assert [(p.vus, p.iterations) for p in parts] == [(1, 20), (0, 0)]
+    plan = LoadSpec.parse({"iterations": 7, "vus": 2}).plan()
+    assert [plan.shard(k, 4).iterations for k in range(4)] == [4, 3, 0, 0]
