@@ -34,6 +34,19 @@ class Outcome:
     kind: str = ""
     """The metric's kind ("" when the metric is missing); rates print as a fraction and %."""
 
+    @property
+    def metric(self) -> str:
+        """The metric key the threshold is on, e.g. ``http_req_duration{name:create_vm}``."""
+        return self.threshold.metric
+
+    @property
+    def expression(self) -> str:
+        """The expression as written, e.g. ``p(95)<500``."""
+        return self.threshold.expression
+
+    def __str__(self) -> str:
+        return self.line()
+
     def line(self) -> str:
         """``http_req_duration p(95)<500 -> 612.4 ms  FAILED`` (reason appended if any)."""
         th = self.threshold
