@@ -7,7 +7,6 @@ pytest: it takes plain values and callables (a ``write`` for the terminal, a ``S
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
 import socket
@@ -29,7 +28,6 @@ from pytest_novaload.spec import LoadSpec
 from pytest_novaload.thresholds import Threshold
 
 TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
-log = logging.getLogger("pytest_novaload")
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,6 @@ class NovaloadSession:
         self.order: list[str] = []
         self.started = time.time()
         self._run_dir: Path | None = None
-        self._log_handler: logging.Handler | None = None
         self._timeseries: list[dict[str, Any]] = []
 
     # -- running ------------------------------------------------------------------------------
