@@ -254,3 +254,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     s = session.config.stash.get(session_key, None)
     if s is not None:
         s.write_artifacts()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The resolved options and where each came from, so a run's profile is never a guess."""
+    session = config.stash.get(session_key, None)
+    if session is None:
+        return None
+    o = session.options
+    src = o.sources
+
+    def where(key: str) -> str:
+        return f" ({src[key]})" if key in src else ""
+
+    from pytest_novaload.engine.runner import loop_name
+    return (f"novaload: load_scale={o.scale:g}{where('load_scale')}, "
+            f"load_duration_scale={o.duration_scale:g}{where('load_duration_scale')}, "
+            f"load_results={o.results or 'off'}{where('load_results')}, loop={loop_name()}")

@@ -285,10 +285,15 @@ class _Health:
             "gc_pause_max_ms": round(self.gc_max_ms, 2),
             "gc_pause_total_ms": round(self.gc_total_ms, 1),
             "cpu": round(cpu, 3), "python": sys.version.split()[0],
-            "loop": "uvloop" if _uvloop_active() else "asyncio",
+            "loop": loop_name(),
             "saturated": verdict != "ok",
             "verdict": verdict,
         }
+
+
+def loop_name() -> str:
+    """The event loop runs use: "uvloop" when installed (and not turned off), else "asyncio"."""
+    return "uvloop" if _uvloop_active() else "asyncio"
 
 
 def _uvloop_active() -> bool:
