@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.errors import (
+    ConfigError,
+    LoadAborted,
+    NovaloadError,
+    ShardError,
+    ThresholdsFailed,
+    UsageError,
+)
+
 if TYPE_CHECKING:
     from pytest_novaload.clients.websocket import WsConnectError
     from pytest_novaload.engine.vu import VU

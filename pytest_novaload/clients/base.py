@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,3 +18,6 @@ class ClientContext:
     vu_id: int
     env: Mapping[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # Called with (error type, full message) on a transport error, so the run's summary can
+    # show one real example per error type (e.g. "ConnectError: [Errno 111] Connection refused").
+    on_error: Callable[[str, str], None] | None = None
