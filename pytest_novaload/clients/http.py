@@ -5,20 +5,30 @@ asyncio.Protocol connection per host:port (PERF-FACTS: ~10x Locust per core); ``
 HTTP/2, streamed bodies, or ``transport="httpx"`` go through one lazily created
 httpx.AsyncClient. Both transports record through the same `HttpClient._measure`.
 
-Options (``ctx.options["http"]``): ``timeout`` (seconds or a duration, default 60 as k6;
-total time for connect + request + response), ``headers`` (sent on every request),
-``transport`` (``"fast"`` | ``"httpx"``), ``keep_alive`` (default True), ``max_redirects``
-(default 0: redirects are returned, not followed, as in httpx), ``verify`` and ``http2``
-(httpx transport only), ``parser`` (``"auto"`` | ``"python"``: force the pure-Python parser).
+Options (``ctx.options["http"]``, checked by `validate_http_options`): ``timeout`` (seconds or a
+duration, default 60 as k6; total time for connect + request + response), ``headers`` (sent on
+every request), ``transport`` (``"fast"`` | ``"httpx"``), ``keep_alive`` (default True),
+``max_redirects`` (default 0: redirects are returned, not followed, as in httpx), ``verify`` and
+``http2`` (httpx transport only), ``parser`` (``"auto"`` | ``"python"``: force the pure-Python
+parser).
+
+Per call, as in httpx: ``follow_redirects=None`` uses ``max_redirects``; ``True`` follows up to
+``max_redirects`` hops (10 when it is 0); ``False`` returns the redirect. Every hop is recorded
+as its own request. ``cookies={"k": "v"}`` is sent as one Cookie header (joined to a Cookie
+header given in ``headers``); no cookie jar is kept, Set-Cookie is not stored.
+
+A transport error (status 0) calls ``ctx.on_error(kind, "<error> (<METHOD> <url>)")``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib.util
 import json as _jsonlib
 import socket
+import ssl
 from collections.abc import Collection, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -26,6 +36,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from pytest_novaload.clients._http_protocol import Connection, Failure
 from pytest_novaload.clients._http_response import Response
+from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.errors import ConfigError
 
@@ -43,10 +54,11 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
-__all__ = ["HttpClient", "Response"]
+__all__ = ["HttpClient", "Response", "validate_http_options"]
 
 USER_AGENT = "pytest-novaload/0.1"
 DEFAULT_TIMEOUT = 60.0  # seconds, k6's default
+DEFAULT_FOLLOWED_REDIRECTS = 10  # follow_redirects=True with max_redirects=0 (k6's default)
 _TARGET_CACHE_MAX = 4096
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _SEND_LENGTH = frozenset({"POST", "PUT", "PATCH"})  # Content-Length: 0 even without a body
@@ -59,6 +71,7 @@ _HTTP_METRICS = (("http_req_duration", "trend"), ("http_reqs", "counter"),
 
 Expected: TypeAlias = "int | range | Collection[int] | None"
 HeaderInput: TypeAlias = "Mapping[str, str] | Sequence[tuple[str, str]] | None"
+CookieInput: TypeAlias = "Mapping[str, str] | None"
 ParamsInput: TypeAlias = "Mapping[str, Any] | Sequence[tuple[str, Any]] | str | None"
 _Sinks: TypeAlias = "tuple[Trend, Counter, Rate]"
 
@@ -115,6 +128,24 @@ def _dump_json(value: Any) -> bytes:
                           allow_nan=False).encode("utf-8")
 
 
+def _with_cookies(headers: HeaderInput, cookies: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``headers`` plus one Cookie header built from ``cookies`` (joined to a given one)."""
+    if not isinstance(cookies, Mapping):
+        raise ConfigError(f"cookies={cookies!r}: expected a dict of cookie names to values, "
+                          "e.g. {'session': 'abc'} (no cookie jar is kept)")
+    pairs = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    out: list[tuple[str, str]] = []
+    if headers:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for hname, hvalue in items:
+            if hname.lower() == "cookie":
+                pairs = f"{hvalue}; {pairs}"
+            else:
+                out.append((hname, hvalue))
+    out.append(("Cookie", pairs))
+    return out
+
+
 def _header_line(name: str, value: str) -> bytes:
     if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
         raise ConfigError(f"HTTP header {name!r}: {value!r} contains a line break or a colon "
@@ -123,6 +154,67 @@ def _header_line(name: str, value: str) -> bytes:
         return f"{name}: {value}\r\n".encode("latin-1")
     except UnicodeEncodeError:
         return name.encode("latin-1") + b": " + value.encode("utf-8") + b"\r\n"
+
+
+_TIMEOUT_EXPECTED = ("expected seconds (a number > 0) or a duration such as '500ms' or '30s'; "
+                     "fix the value or leave it out for the default")
+
+
+def validate_http_options(opts: Mapping[str, Any]) -> list[str]:
+    """Every problem in an ``http=`` options dict (empty when valid). Pure: no I/O, no client.
+
+    Checks unknown keys (with a close-match hint), ``timeout`` (number or duration > 0),
+    ``headers`` (dict of str names to str/number single-line values), ``transport``
+    ('fast'|'httpx'), ``keep_alive``/``http2`` (bool; http2 needs h2 installed),
+    ``max_redirects`` (int >= 0), ``verify`` (bool, CA bundle path or ssl.SSLContext) and
+    ``parser`` ('auto'|'python'). Messages start with the key: the caller adds its prefix.
+    """
+    if not isinstance(opts, Mapping):
+        return [f"{opts!r}: expected a dict of HTTP options such as {{'timeout': '10s'}} "
+                f"(accepted keys: {', '.join(_OPTIONS)})"]
+    problems = [unknown_option(key, _OPTIONS) for key in opts if key not in _OPTIONS]
+    timeout = opts.get("timeout")
+    if timeout is not None and seconds(timeout) is None:
+        problems.append(f"timeout={timeout!r}: {_TIMEOUT_EXPECTED}")
+    headers = opts.get("headers")
+    if headers is not None and not isinstance(headers, Mapping):
+        problems.append(f"headers={headers!r}: expected a dict of header names to values, "
+                        "e.g. {'X-Tenant': 'a'}")
+    elif headers:
+        for hname, hvalue in headers.items():
+            if not isinstance(hname, str) or not hname or any(c in hname for c in ":\r\n "):
+                problems.append(f"headers: name {hname!r}: expected a non-empty header name "
+                                "without spaces, colons or line breaks, e.g. 'X-Tenant'")
+            elif isinstance(hvalue, bool) or not isinstance(hvalue, (str, int, float)):
+                problems.append(f"headers[{hname!r}]={hvalue!r}: expected a string (or a "
+                                "number); convert it, e.g. str(value)")
+            elif isinstance(hvalue, str) and ("\r" in hvalue or "\n" in hvalue):
+                problems.append(f"headers[{hname!r}]={hvalue!r}: contains a line break; "
+                                "expected a single-line value, remove it")
+    transport = opts.get("transport", "fast")
+    if transport not in ("fast", "httpx"):
+        problems.append(f"transport={transport!r}: expected 'fast' (default) or 'httpx'")
+    for key in ("keep_alive", "http2"):
+        value = opts.get(key, False)
+        if not isinstance(value, bool):
+            problems.append(f"{key}={value!r}: expected True or False")
+    if opts.get("http2") is True and importlib.util.find_spec("h2") is None:
+        problems.append("http2=True needs the h2 package: pip install 'httpx[http2]', or drop "
+                        "the option")
+    max_redirects = opts.get("max_redirects", 0)
+    if (not isinstance(max_redirects, int) or isinstance(max_redirects, bool)
+            or max_redirects < 0):
+        problems.append(f"max_redirects={max_redirects!r}: expected a whole number >= 0 "
+                        "(0, the default, returns redirects without following them)")
+    verify = opts.get("verify", True)
+    if not isinstance(verify, (bool, str)) and not isinstance(verify, ssl.SSLContext):
+        problems.append(f"verify={verify!r}: expected True, False, a CA bundle path or an "
+                        "ssl.SSLContext")
+    parser = opts.get("parser", "auto")
+    if parser not in ("auto", "python"):
+        problems.append(f"parser={parser!r}: expected 'auto' (httptools when installed) or "
+                        "'python'")
+    return problems
 
 
 class _Target:
@@ -165,11 +257,8 @@ class HttpClient:
 
     def __init__(self, ctx: ClientContext) -> None:
         self._store: MetricStore = ctx.store
-        opts = ctx.options.get("http") or {}
-        if not isinstance(opts, Mapping):
-            raise ConfigError(f"options['http'] = {opts!r}: expected a dict of HTTP options "
-                              f"({', '.join(_OPTIONS)})")
-        self._parse_options(opts)
+        self._on_error = ctx.on_error
+        self._parse_options(ctx.options.get("http") or {})
         self._base_prefix: str | None = None
         self._api_origin: tuple[str, str, int] | None = None
         api_url = ctx.env.get("API_URL")
@@ -209,67 +298,27 @@ class HttpClient:
 
     # -- options ----------------------------------------------------------------------------
     def _parse_options(self, opts: Mapping[str, Any]) -> None:
-        problems: list[str] = []
-        unknown = sorted(set(opts) - set(_OPTIONS))
-        if unknown:
-            problems.append(f"unknown HTTP option(s) {', '.join(map(repr, unknown))}: expected "
-                            f"some of {', '.join(_OPTIONS)}")
-        self._timeout = DEFAULT_TIMEOUT
-        if opts.get("timeout") is not None:
-            try:
-                self._timeout = self._parse_timeout(opts["timeout"], "HTTP option 'timeout'")
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-        raw_headers = opts.get("headers") or {}
-        self._option_headers: list[tuple[str, str]] = []
-        if isinstance(raw_headers, Mapping):
-            self._option_headers = [(str(k), str(v)) for k, v in raw_headers.items()]
-        else:
-            problems.append(f"HTTP option 'headers'={raw_headers!r}: expected a dict of header "
-                            "names to values, e.g. {'X-Tenant': 'a'}")
-        transport = opts.get("transport", "fast")
-        if transport not in ("fast", "httpx"):
-            problems.append(f"HTTP option 'transport'={transport!r}: expected 'fast' (default) "
-                            "or 'httpx'")
-        self._keep_alive = opts.get("keep_alive", True)
-        if not isinstance(self._keep_alive, bool):
-            problems.append(f"HTTP option 'keep_alive'={self._keep_alive!r}: expected True or "
-                            "False")
-        self._max_redirects = opts.get("max_redirects", 0)
-        if (not isinstance(self._max_redirects, int) or isinstance(self._max_redirects, bool)
-                or self._max_redirects < 0):
-            problems.append(f"HTTP option 'max_redirects'={self._max_redirects!r}: expected a "
-                            "whole number >= 0 (0 returns redirects without following them)")
-        self._verify: Any = opts.get("verify", True)
-        self._http2 = opts.get("http2", False)
-        if not isinstance(self._http2, bool):
-            problems.append(f"HTTP option 'http2'={self._http2!r}: expected True or False")
-        elif self._http2 and importlib.util.find_spec("h2") is None:
-            problems.append("HTTP option 'http2'=True needs the h2 package: "
-                            "pip install 'httpx[http2]', or drop the option")
-        parser = opts.get("parser", "auto")
-        if parser not in ("auto", "python"):
-            problems.append(f"HTTP option 'parser'={parser!r}: expected 'auto' (httptools when "
-                            "installed) or 'python'")
-        self._pure_parser = parser == "python"
-        self._force_httpx = transport == "httpx" or self._http2 is True
+        """Apply ``options["http"]``, checked by `validate_http_options` (the one rule set)."""
+        problems = validate_http_options(opts)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError([f"HTTP option {p}" for p in problems])
+        timeout = opts.get("timeout")
+        self._timeout = DEFAULT_TIMEOUT if timeout is None else self._parse_timeout(timeout, "")
+        self._option_headers: list[tuple[str, str]] = [
+            (k, str(v)) for k, v in (opts.get("headers") or {}).items()]
+        self._keep_alive: bool = opts.get("keep_alive", True)
+        self._max_redirects: int = opts.get("max_redirects", 0)
+        self._verify: Any = opts.get("verify", True)
+        self._http2: bool = opts.get("http2", False)
+        self._pure_parser = opts.get("parser", "auto") == "python"
+        self._force_httpx = opts.get("transport", "fast") == "httpx" or self._http2
 
     @staticmethod
     def _parse_timeout(value: object, what: str) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str):
-            from pytest_novaload.units import parse_duration
-
-            seconds = parse_duration(value, what=what)
-        else:
-            raise ConfigError(f"{what}={value!r}: expected seconds (a number > 0) or a "
-                              "duration such as '500ms' or '30s'")
-        if not seconds > 0:
-            raise ConfigError(f"{what}={value!r}: expected a timeout > 0 seconds")
-        return seconds
+        result = seconds(value)
+        if result is None:
+            raise ConfigError(f"{what}={value!r}: {_TIMEOUT_EXPECTED}")
+        return result
 
     @staticmethod
     def _port(scheme: str, parts: Any) -> int:
@@ -281,58 +330,81 @@ class HttpClient:
         return int(port) if port is not None else (80 if scheme == "http" else 443)
 
     # -- public API --------------------------------------------------------------------------
-    async def get(self, url: str, *, params: ParamsInput = None, headers: HeaderInput = None,
+    async def get(self, url: str, *, params: ParamsInput = None,
+                  headers: HeaderInput = None, cookies: CookieInput = None,
                   name: str | None = None, expected: Expected = None,
-                  timeout: float | None = None) -> Response:
-        return await self.request("GET", url, params=params, headers=headers, name=name,
-                                  expected=expected, timeout=timeout)
+                  timeout: float | None = None,
+                  follow_redirects: bool | None = None) -> Response:
+        return await self.request("GET", url, params=params, headers=headers, cookies=cookies,
+                                  name=name, expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
-    async def head(self, url: str, *, params: ParamsInput = None, headers: HeaderInput = None,
+    async def head(self, url: str, *, params: ParamsInput = None,
+                   headers: HeaderInput = None, cookies: CookieInput = None,
                    name: str | None = None, expected: Expected = None,
-                   timeout: float | None = None) -> Response:
-        return await self.request("HEAD", url, params=params, headers=headers, name=name,
-                                  expected=expected, timeout=timeout)
+                   timeout: float | None = None,
+                   follow_redirects: bool | None = None) -> Response:
+        return await self.request("HEAD", url, params=params, headers=headers, cookies=cookies,
+                                  name=name, expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
     async def options(self, url: str, *, params: ParamsInput = None,
-                      headers: HeaderInput = None, name: str | None = None,
-                      expected: Expected = None, timeout: float | None = None) -> Response:
-        return await self.request("OPTIONS", url, params=params, headers=headers, name=name,
-                                  expected=expected, timeout=timeout)
+                      headers: HeaderInput = None, cookies: CookieInput = None,
+                      name: str | None = None, expected: Expected = None,
+                      timeout: float | None = None,
+                      follow_redirects: bool | None = None) -> Response:
+        return await self.request("OPTIONS", url, params=params, headers=headers, cookies=cookies,
+                                  name=name, expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
     async def delete(self, url: str, *, params: ParamsInput = None,
-                     headers: HeaderInput = None, name: str | None = None,
-                     expected: Expected = None, timeout: float | None = None) -> Response:
-        return await self.request("DELETE", url, params=params, headers=headers, name=name,
-                                  expected=expected, timeout=timeout)
+                     headers: HeaderInput = None, cookies: CookieInput = None,
+                     name: str | None = None, expected: Expected = None,
+                     timeout: float | None = None,
+                     follow_redirects: bool | None = None) -> Response:
+        return await self.request("DELETE", url, params=params, headers=headers, cookies=cookies,
+                                  name=name, expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
-    async def post(self, url: str, *, params: ParamsInput = None, headers: HeaderInput = None,
-                   json: Any = None, content: Any = None, data: Mapping[str, Any] | None = None,
+    async def post(self, url: str, *, params: ParamsInput = None,
+                   headers: HeaderInput = None, cookies: CookieInput = None, json: Any = None,
+                   content: Any = None, data: Mapping[str, Any] | None = None,
                    name: str | None = None, expected: Expected = None,
-                   timeout: float | None = None) -> Response:
-        return await self.request("POST", url, params=params, headers=headers, json=json,
-                                  content=content, data=data, name=name, expected=expected,
-                                  timeout=timeout)
+                   timeout: float | None = None,
+                   follow_redirects: bool | None = None) -> Response:
+        return await self.request("POST", url, params=params, headers=headers, cookies=cookies,
+                                  json=json, content=content, data=data, name=name,
+                                  expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
-    async def put(self, url: str, *, params: ParamsInput = None, headers: HeaderInput = None,
-                  json: Any = None, content: Any = None, data: Mapping[str, Any] | None = None,
+    async def put(self, url: str, *, params: ParamsInput = None,
+                  headers: HeaderInput = None, cookies: CookieInput = None, json: Any = None,
+                  content: Any = None, data: Mapping[str, Any] | None = None,
                   name: str | None = None, expected: Expected = None,
-                  timeout: float | None = None) -> Response:
-        return await self.request("PUT", url, params=params, headers=headers, json=json,
-                                  content=content, data=data, name=name, expected=expected,
-                                  timeout=timeout)
+                  timeout: float | None = None,
+                  follow_redirects: bool | None = None) -> Response:
+        return await self.request("PUT", url, params=params, headers=headers, cookies=cookies,
+                                  json=json, content=content, data=data, name=name,
+                                  expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
-    async def patch(self, url: str, *, params: ParamsInput = None, headers: HeaderInput = None,
-                    json: Any = None, content: Any = None, data: Mapping[str, Any] | None = None,
+    async def patch(self, url: str, *, params: ParamsInput = None,
+                    headers: HeaderInput = None, cookies: CookieInput = None, json: Any = None,
+                    content: Any = None, data: Mapping[str, Any] | None = None,
                     name: str | None = None, expected: Expected = None,
-                    timeout: float | None = None) -> Response:
-        return await self.request("PATCH", url, params=params, headers=headers, json=json,
-                                  content=content, data=data, name=name, expected=expected,
-                                  timeout=timeout)
+                    timeout: float | None = None,
+                    follow_redirects: bool | None = None) -> Response:
+        return await self.request("PATCH", url, params=params, headers=headers, cookies=cookies,
+                                  json=json, content=content, data=data, name=name,
+                                  expected=expected, timeout=timeout,
+                                  follow_redirects=follow_redirects)
 
     async def request(self, method: str, url: str, *, params: ParamsInput = None,
-                      headers: HeaderInput = None, json: Any = None, content: Any = None,
+                      headers: HeaderInput = None, cookies: CookieInput = None,
+                      json: Any = None, content: Any = None,
                       data: Mapping[str, Any] | None = None, name: str | None = None,
-                      expected: Expected = None, timeout: float | None = None) -> Response:
+                      expected: Expected = None, timeout: float | None = None,
+                      follow_redirects: bool | None = None) -> Response:
         """Send one request and record it; see the module docstring for the transports."""
         target = self._targets.get((method, url))
         if target is None:
@@ -341,6 +413,8 @@ class HttpClient:
             timeout = self._timeout
         elif not (isinstance(timeout, (int, float)) and timeout > 0):
             timeout = self._parse_timeout(timeout, "timeout")
+        if cookies:
+            headers = _with_cookies(headers, cookies)
         if (target.fast and params is None and headers is None and json is None
                 and content is None and data is None):
             response = await self._fast(target, target.simple, target.url,
@@ -350,17 +424,27 @@ class HttpClient:
             response = await self._send_full(target, params, headers, json, content, data,
                                              target.name if name is None else name, expected,
                                              timeout)
-        if self._max_redirects and response.status_code in _REDIRECTS:
-            response = await self._follow(response, target.method, headers, json, content,
-                                          data, name, expected, timeout)
+        if response.status_code in _REDIRECTS:
+            if follow_redirects is None:
+                hops = self._max_redirects
+            elif follow_redirects is True:
+                hops = self._max_redirects or DEFAULT_FOLLOWED_REDIRECTS
+            elif follow_redirects is False:
+                hops = 0
+            else:
+                raise ConfigError(f"follow_redirects={follow_redirects!r}: expected True, "
+                                  "False or None (the client's max_redirects option decides)")
+            if hops:
+                response = await self._follow(response, target.method, headers, json, content,
+                                              data, name, expected, timeout, hops)
         return response
 
     async def _follow(self, response: Response, method: str, headers: HeaderInput, json: Any,
                       content: Any, data: Mapping[str, Any] | None, name: str | None,
-                      expected: Expected, timeout: float) -> Response:
-        """Follow up to ``max_redirects`` redirects; every hop is measured on its own."""
+                      expected: Expected, timeout: float, max_hops: int) -> Response:
+        """Follow up to ``max_hops`` redirects; every hop is measured on its own."""
         hops = 0
-        while response.status_code in _REDIRECTS and hops < self._max_redirects:
+        while response.status_code in _REDIRECTS and hops < max_hops:
             location = response._header(b"location")
             if location is None:
                 break
@@ -598,6 +682,9 @@ class HttpClient:
             message = f"no response within {timeout:g}s"
         error = f"{failure.kind}: {message}" if message else failure.kind
         self._measure(method, name, 0, False, failure.kind, elapsed, sent, received)
+        if self._on_error is not None:
+            with contextlib.suppress(Exception):  # a broken callback must not break the call
+                self._on_error(failure.kind, f"{error} ({method} {url})")
         return Response(0, [], b"", elapsed, method, url, reason="", error=error,
                         error_code=error_code(failure.kind, message))
 

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_novaload.clients._http_protocol import ParserError, PyResponseParser
 from pytest_novaload.clients.base import ClientContext
-from pytest_novaload.clients.http import HttpClient, Response
+from pytest_novaload.clients.http import HttpClient, Response, validate_http_options
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
 
@@ -589,7 +589,7 @@ def test_relative_url_without_api_url_is_a_config_error(metric_store: MetricStor
 
 
 @pytest.mark.parametrize(("opts", "message"), [
-    ({"timout": 1}, "unknown HTTP option"),
+    ({"timout": 1}, "HTTP option 'timout': unknown option; did you mean 'timeout'"),
     ({"timeout": -1}, "timeout"),
     ({"timeout": "soon"}, "timeout"),
     ({"transport": "curl"}, "transport"),
@@ -634,3 +634,142 @@ def test_pure_parser_reads_framing_without_header_callbacks() -> None:
     parser = PyResponseParser(sink)
     with pytest.raises(ParserError, match="Content-Length"):
         parser.feed_data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n")
+
+
+def test_validate_http_options_reports_every_problem_at_once() -> None:
+    problems = validate_http_options({
+        "timout": 1, "timeout": "zz", "headers": {"X-A": None, "bad name": "v"},
+        "transport": "curl", "keep_alive": "yes", "max_redirects": -1, "verify": 3,
+        "parser": "llhttp", "http2": "no"})
+    text = "\n".join(problems)
+    assert len(problems) == 10, text
+    assert "'timout': unknown option; did you mean 'timeout'?" in text
+    assert "timeout='zz': expected seconds (a number > 0) or a duration such as '500ms'" in text
+    for fragment in ("headers['X-A']=None", "name 'bad name'", "transport='curl'",
+                     "keep_alive='yes'", "max_redirects=-1", "verify=3", "parser='llhttp'",
+                     "http2='no'"):
+        assert fragment in text
+
+
+@pytest.mark.parametrize("opts", [
+    {}, {"timeout": 5}, {"timeout": "500ms"}, {"timeout": None},
+    {"headers": {"X-Tenant": "a", "X-N": 3}}, {"transport": "httpx", "keep_alive": False},
+    {"max_redirects": 5, "verify": False, "parser": "python"},
+])
+def test_validate_http_options_accepts_valid_dicts(opts: dict[str, Any]) -> None:
+    assert validate_http_options(opts) == []
+
+
+@pytest.mark.parametrize("opts", [{"timeout": "zz"}, {"timeout": 0}, {"timeout": True},
+                                  {"headers": ["X-A: b"]}, {"max_redirects": 1.5}])
+def test_runtime_raises_what_the_validator_reports(metric_store: MetricStore,
+                                                   opts: dict[str, Any]) -> None:
+    problems = validate_http_options(opts)
+    assert len(problems) == 1
+    with pytest.raises(ConfigError) as info:
+        make_client(metric_store, "http://127.0.0.1:8000", **opts)
+    assert info.value.problems == [f"HTTP option {problems[0]}"]
+
+
+def test_validate_http_options_without_a_dict_and_unrelated_keys() -> None:
+    assert "expected a dict of HTTP options" in validate_http_options([1])[0]  # type: ignore[arg-type]
+    (message,) = validate_http_options({"zzzz": 1})
+    assert "did you mean" not in message and "expected one of headers" in message
+
+
+# -- transport-error examples (ctx.on_error) -------------------------------------------------
+
+def _client_with_errors(store: MetricStore, base: str, errors: list[tuple[str, str]],
+                        **opts: Any) -> HttpClient:
+    return HttpClient(ClientContext(store=store, vu_id=1, env={"API_URL": base},
+                                    options={"http": opts},
+                                    on_error=lambda kind, msg: errors.append((kind, msg))))
+
+
+@pytest.mark.parametrize("transport", ["fast", "httpx"])
+def test_transport_errors_reach_on_error_with_method_and_url(
+        free_port: int, http_server: LoopbackHTTPServer, metric_store: MetricStore,
+        transport: str) -> None:
+    errors: list[tuple[str, str]] = []
+
+    async def main() -> list[Response]:
+        http = _client_with_errors(metric_store, f"http://127.0.0.1:{free_port}", errors,
+                                   transport=transport)
+        try:
+            return [await http.get("/x?a=1"), await http.get(f"{http_server.url}/json"),
+                    await http.get(f"{http_server.url}/status/500")]
+        finally:
+            await http.aclose()
+
+    down, ok, server_error = run_async(main)
+    assert (down.status_code, ok.status_code, server_error.status_code) == (0, 200, 500)
+    assert len(errors) == 1  # successes and HTTP errors are not transport errors
+    kind, message = errors[0]
+    assert kind == "ConnectError"
+    assert message == f"{down.error} (GET http://127.0.0.1:{free_port}/x?a=1)"
+    if transport == "fast":  # httpx says "All connection attempts failed"
+        assert "refused" in message.lower()
+
+
+def test_a_failing_on_error_callback_does_not_break_the_call(free_port: int,
+                                                             metric_store: MetricStore) -> None:
+    def broken(kind: str, message: str) -> None:
+        raise RuntimeError("callback bug")
+
+    async def main() -> Response:
+        http = HttpClient(ClientContext(store=metric_store, vu_id=1, on_error=broken))
+        try:
+            return await http.get(f"http://127.0.0.1:{free_port}/x")
+        finally:
+            await http.aclose()
+
+    r = run_async(main)
+    assert r.status_code == 0 and r.error is not None and r.error.startswith("ConnectError")
+    assert count(metric_store, "http_reqs", error="ConnectError") == 1
+
+
+# -- httpx calling convention: follow_redirects, cookies ------------------------------------
+
+@pytest.mark.parametrize("transport", ["fast", "httpx"])
+def test_follow_redirects_per_call(http_server: LoopbackHTTPServer, transport: str) -> None:
+    async def scenario(http: HttpClient) -> list[Response]:
+        return [await http.get("/redirect", follow_redirects=True),
+                await http.get("/redirect"),
+                await http.request("GET", "/redirect", follow_redirects=False)]
+
+    store = MetricStore()
+    followed, default, refused = run(store, http_server.url, scenario, transport=transport)
+    assert followed.status_code == 200 and followed.json()["query"] == {"from": ["redirect"]}
+    assert default.status_code == refused.status_code == 302  # max_redirects defaults to 0
+    assert count(store, "http_reqs", name="/redirect") == 3
+    assert count(store, "http_reqs", name="/echo") == 1  # each hop is recorded
+
+    store = MetricStore()
+    kept = run(store, http_server.url, lambda http: http.get("/redirect",
+                                                            follow_redirects=False),
+               max_redirects=3)
+    assert kept.status_code == 302 and count(store, "http_reqs") == 1
+
+
+def test_follow_redirects_must_be_a_bool(http_server: LoopbackHTTPServer,
+                                         metric_store: MetricStore) -> None:
+    with pytest.raises(ConfigError, match="follow_redirects='yes'"):
+        run(metric_store, http_server.url,
+            lambda http: http.get("/redirect", follow_redirects="yes"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transport", ["fast", "httpx"])
+def test_cookies_are_sent_as_one_cookie_header(http_server: LoopbackHTTPServer,
+                                               metric_store: MetricStore,
+                                               transport: str) -> None:
+    async def scenario(http: HttpClient) -> list[Response]:
+        return [await http.get("/echo", cookies={"session": "abc", "n": "1"}),
+                await http.post("/echo", json={}, cookies={"a": "b"},
+                                headers={"Cookie": "first=1", "X-K": "v"}),
+                await http.get("/echo")]
+
+    plain, joined, none = run(metric_store, http_server.url, scenario, transport=transport)
+    assert plain.json()["headers"]["cookie"] == "session=abc; n=1"
+    assert joined.json()["headers"]["cookie"] == "first=1; a=b"
+    assert joined.json()["headers"]["x-k"] == "v"
+    assert "cookie" not in none.json()["headers"]  # no jar: nothing is remembered
