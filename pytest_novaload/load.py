@@ -91,6 +91,7 @@ class Load:
         """Run the marker's executor with ``scenario`` (an async callable taking the vu, or a
         dict of name to callable or (callable, weight)); block until it ends; fail the test when
         a threshold breaks. Call it once per test."""
+        __tracebackhide__ = True  # a failed threshold reads as the test's failure, not ours
         if self.called:
             raise UsageError(
                 f"load.run was already called in {self.nodeid}: a load test runs one load. "

@@ -167,13 +167,24 @@ def _session(config: pytest.Config) -> NovaloadSession:
     return config.stash[session_key]
 
 
+class InvalidLoadTest(pytest.Collector):
+    """Stands in for a test whose load marker is invalid: collecting it is an error naming the
+    test and every problem of its marker, while the other tests of the file still collect."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        raise self.CollectError(self.message)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
                               obj: object) -> Generator[None, Any, Any]:
     """Check every load marker at collection: all problems of a test reported at once."""
     result = yield
     items = result if isinstance(result, list) else [result]
-    problems: list[str] = []
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
@@ -183,11 +194,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
         try:
             item.stash[spec_key] = LoadSpec.parse(marker.kwargs, tuple(marker.args))
         except ConfigError as exc:
-            if not problems:
-                problems.append(f"{item.nodeid}: invalid @pytest.mark.load(...):")
-                problems += [f"  - {p}" for p in exc.problems]
-    if problems:
-        raise collector.CollectError("\n".join(problems))
+            message = "\n".join([f"{item.nodeid}: invalid @pytest.mark.load(...):",
+                                  *(f"  - {p}" for p in exc.problems)])
+            return InvalidLoadTest.from_parent(collector, name=name, message=message)
     return result
 
 
@@ -205,7 +214,12 @@ def load(request: pytest.FixtureRequest) -> Load:
         spec = LoadSpec.parse(marker.kwargs, tuple(marker.args))
     session = _session(request.config)
     nodeid = item.nodeid
-    return Load(nodeid, lambda scenario, store: session.run_load(nodeid, spec, scenario, store))
+
+    def run(scenario: Any, store: Any) -> Any:
+        __tracebackhide__ = True
+        return session.run_load(nodeid, spec, scenario, store)
+
+    return Load(nodeid, run)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -98,6 +98,7 @@ class NovaloadSession:
         Under xdist (``shard`` set) this runs one shard; the thresholds are judged on the
         merged measurements of every shard, which the controller sends back.
         """
+        __tracebackhide__ = True
         plan = spec.plan(scale=self.options.scale, duration_scale=self.options.duration_scale)
         ScenarioMix(scenario)  # a bad scenario fails here, before any shard starts
         rank, world = (0, 1)
@@ -226,8 +227,10 @@ class NovaloadSession:
         }
 
     def write_artifacts(self) -> Path | None:
+        if not self.results:
+            return None  # a session that ran no load test writes no run folder
         directory = self.run_dir
-        if directory is None or not self.results:
+        if directory is None:
             return None
         summary = self.summary_dict()
         _atomic_write(directory / "summary.json", json.dumps(summary, indent=2, default=str))
@@ -248,7 +251,8 @@ def build_result(nodeid: str, thresholds: tuple[Threshold, ...], executor: dict[
     return RunResult.build(
         nodeid, output.store, output.duration, executor,
         () if output.interrupted else thresholds,
-        errors=output.errors.to_list() + http_errors(output.store),
+        errors=output.errors.scenario_errors() + http_errors(output.store,
+                                                              output.errors.transport),
         shards=shards, outcome=outcome, started=output.started, finished=output.finished,
         generator=output.generator, aborted=output.aborted, extra=extra or {})
 
@@ -266,8 +270,10 @@ def report_properties(result: RunResult) -> list[tuple[str, object]]:
     return props
 
 
-def http_errors(store: MetricStore) -> list[dict[str, Any]]:
-    """Transport errors of the protocol clients, by type (from their ``error`` tags)."""
+def http_errors(store: MetricStore,
+                examples: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Transport errors of the protocol clients, by type (counted from their ``error`` tags;
+    the example is the first full message a client reported, when there is one)."""
     out: dict[str, dict[str, Any]] = {}
     for metric in ("http_reqs", "ws_failed", "db_query_failed"):
         if metric not in store:
@@ -281,9 +287,9 @@ def http_errors(store: MetricStore) -> list[dict[str, Any]]:
                 sink.stats(1.0).get("passes", 0))
             if n == 0:
                 continue
-            entry = out.setdefault(err, {"type": err, "count": 0,
-                                         "example": f"{metric} {d.get('method', '')} "
-                                                    f"{d.get('name', '')}".replace("  ", " ")})
+            example = (examples or {}).get(err) or f"{metric} {d.get('method', '')} " \
+                f"{d.get('name', '')}".replace("  ", " ")
+            entry = out.setdefault(err, {"type": err, "count": 0, "example": example})
             entry["count"] += n
     return sorted(out.values(), key=lambda e: -int(e["count"]))
 

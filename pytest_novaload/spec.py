@@ -133,7 +133,8 @@ class ExecutorPlan:
                      max_duration=format_duration(self.max_duration))
         else:
             if self.type == "constant-arrival-rate":
-                d.update(rate=self.rate, duration=format_duration(self.duration))
+                rate = int(self.rate) if float(self.rate).is_integer() else self.rate
+                d.update(rate=rate, duration=format_duration(self.duration))
             else:
                 assert self.ramp is not None
                 d["start_rate"] = self.ramp.start
@@ -163,7 +164,10 @@ class LoadSpec:
                 "e.g. @pytest.mark.load(stages=[('30s', 100)])")
         unknown = sorted(set(kwargs) - ALL_KEYWORDS)
         for k in unknown:
-            close = difflib.get_close_matches(k, sorted(ALL_KEYWORDS), n=1)
+            # Same words in another order (vus_max -> max_vus) first, then spelling.
+            swapped = [w for w in sorted(ALL_KEYWORDS)
+                       if sorted(w.split("_")) == sorted(k.split("_"))]
+            close = swapped or difflib.get_close_matches(k, sorted(ALL_KEYWORDS), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             problems.append(
                 f"unknown keyword '{k}'.{hint} Allowed: {', '.join(sorted(ALL_KEYWORDS))}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import sys
 import threading
@@ -83,6 +84,7 @@ class Runner:
         self.rt = RunContext(self.store, self.mix, dict(env),
                              {k: dict(v) for k, v in (client_options or {}).items()},
                              rank=rank, world=world)
+        self.rt.on_fatal = self.request_abort
         self.abort_thresholds = tuple(t for t in thresholds if t.abort_on_fail)
         self.progress = progress
         self.timeseries_keys = timeseries_keys
@@ -93,6 +95,9 @@ class Runner:
         self._main: asyncio.Task[None] | None = None
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
+        self._wall_start = time.time()
+        self._window_start: float | None = None
+        self._lines: list[dict[str, Any]] = []
 
     # -- control from other threads (xdist side channel) ------------------------------------
     def request_abort(self, reason: str) -> None:
@@ -107,7 +112,7 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunOutput:
-        started = time.time()
+        started = self._wall_start = time.time()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
         self.health = _Health()
@@ -134,7 +139,7 @@ class Runner:
             gc.callbacks.remove(self.health.gc_event)
             gc.unfreeze()
         duration = max(time.perf_counter() - t0, 1e-9)
-        self._flush_window(final=True)
+        self._flush_window()
         cpu = time.process_time() - cpu0
         return RunOutput(
             store=self.store, errors=self.rt.errors, started=started, finished=time.time(),
@@ -143,35 +148,39 @@ class Runner:
 
     async def _run(self) -> None:
         self._main = asyncio.current_task()
-        self._lines: list[dict[str, Any]] = []
         self._t_start = time.perf_counter()
         if self._abort_reason is not None:
             return
         executor = EXECUTORS[self.plan.type]
-        sampler = asyncio.ensure_future(self._sample())
+        helpers = [asyncio.ensure_future(self._sample()), asyncio.ensure_future(self._tick())]
         try:
             await executor(self.rt, self.plan)
         except asyncio.CancelledError:
             if self._abort_reason is None:
                 raise  # Ctrl-C: asyncio.Runner turns this into KeyboardInterrupt
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _sample(self) -> None:
+        """Probe event-loop lag ten times a second: a saturated generator shows here first."""
         loop = asyncio.get_running_loop()
-        next_tick = loop.time() + 1.0
-        lag_probe = 0.1
+        probe = 0.1
         while True:
-            # Probe event-loop lag ten times a second: a saturated generator shows here first.
             before = loop.time()
-            await asyncio.sleep(lag_probe)
-            self.health.lag((loop.time() - before - lag_probe) * 1000.0)
-            if loop.time() < next_tick:
-                continue
-            next_tick += 1.0
-            self._flush_window(final=False)
+            await asyncio.sleep(probe)
+            self.health.lag((loop.time() - before - probe) * 1000.0)
+
+    async def _tick(self) -> None:
+        """Once a second, on the wall clock's second boundaries: close the time-series window
+        (so each line covers the unix second it is labelled with), check abort_on_fail
+        thresholds and show progress."""
+        while True:
+            boundary = math.floor(time.time()) + 1.0
+            while (left := boundary - time.time()) > 0:  # timers may wake a hair early
+                await asyncio.sleep(left)
+            self._flush_window(boundary)
             self._check_aborts()
             if self.progress is not None:
                 with contextlib.suppress(Exception):
@@ -197,19 +206,24 @@ class Runner:
                 self.request_abort(f"abort_on_fail: {outcome.line()}")
                 return
 
-    def _flush_window(self, *, final: bool) -> None:
-        if not hasattr(self, "_lines"):
-            self._lines = []
+    def _flush_window(self, boundary: float | None = None) -> None:
+        """Close the current time-series window, labelled with the unix second it started in;
+        the next window starts at ``boundary`` (a whole second), or now for the last one."""
+        now = time.time()
+        start: float = self._window_start if self._window_start is not None else self._wall_start
+        self._window_start = boundary if boundary is not None else now
         window = self.store.roll()
-        t = int(time.time()) if not final else int(time.time() + 0.5)
-        self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys))
+        t = int(start)
+        self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys,
+                                        length=max(now - start, 1e-3)))
         if self.keep_windows:
             self.windows.append((t, window.to_dict()))
 
 
 def window_lines(window: MetricStore, t: int, test_id: str,
-                 keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """One time-series line per metric (and per threshold sub-metric) for one second."""
+                 keys: tuple[str, ...] = (), *, length: float = 1.0) -> list[dict[str, Any]]:
+    """One time-series line per metric (and per threshold sub-metric) for one second;
+    ``length`` is how much of that second the window covered (rates are per second)."""
     from pytest_novaload.metrics import parse_metric_key
 
     lines: list[dict[str, Any]] = []
@@ -226,9 +240,9 @@ def window_lines(window: MetricStore, t: int, test_id: str,
         if sink.empty:
             continue
         line: dict[str, Any] = {"t": t, "test": test_id, "metric": key}
-        line.update({k: v for k, v in sink.stats(1.0).items() if k != "type"})
+        line.update({k: v for k, v in sink.stats(length).items() if k != "type"})
         if sink.kind == "trend":
-            line["rate"] = line.get("count", 0)
+            line["rate"] = round(line.get("count", 0) / length, 3)
             line["errors"] = sum(
                 int(s.value("count")) for tags, s in series.items()
                 if _is_error(tags) and all((k, v) in tags for k, v in filters.items()))
@@ -267,7 +281,7 @@ class _Health:
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
         mx = lags[-1] if lags else 0.0
         cpu = cpu_s / wall_s if wall_s > 0 else 0.0
-        if cpu > 0.95:
+        if cpu > 0.95 and wall_s >= 3.0:  # a sub-second run is all start-up: not a verdict
             verdict = ("saturated: the generator used all of its CPU, so latencies include its "
                        "own delay; add shards with -n N or lower the load")
         elif p99 > 50.0 and self.gc_max_ms > 0.5 * p99:

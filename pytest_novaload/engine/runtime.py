@@ -39,10 +39,12 @@ class ErrorInfo:
 
 
 class ErrorLog:
-    """Scenario exceptions grouped by type, the first traceback of each kept."""
+    """Scenario exceptions grouped by type, the first traceback of each kept; and the first
+    example of each transport error the clients reported (their counts live in the metrics)."""
 
     def __init__(self) -> None:
         self.by_type: dict[str, ErrorInfo] = {}
+        self.transport: dict[str, str] = {}
 
     def add(self, exc: BaseException) -> None:
         name = type(exc).__name__
@@ -54,6 +56,10 @@ class ErrorLog:
                 "".join(traceback.format_exception(exc))[-4000:])
         info.count += 1
 
+    def add_transport(self, kind: str, message: str) -> None:
+        if kind not in self.transport:
+            self.transport[kind] = message[:500]
+
     def merge(self, other: ErrorLog) -> None:
         for name, info in other.by_type.items():
             mine = self.by_type.get(name)
@@ -62,14 +68,26 @@ class ErrorLog:
                                                info.traceback)
             else:
                 mine.count += info.count
+        for kind, message in other.transport.items():
+            self.add_transport(kind, message)
 
     def to_list(self) -> list[dict[str, Any]]:
+        """Scenario errors by count; transport examples follow, marked ``"transport": True``."""
+        out = [e.to_dict() for e in sorted(self.by_type.values(), key=lambda e: -e.count)]
+        out += [{"type": k, "count": 0, "example": v, "transport": True}
+                for k, v in self.transport.items()]
+        return out
+
+    def scenario_errors(self) -> list[dict[str, Any]]:
         return [e.to_dict() for e in sorted(self.by_type.values(), key=lambda e: -e.count)]
 
     @classmethod
     def from_list(cls, items: list[dict[str, Any]]) -> ErrorLog:
         log = cls()
         for d in items:
+            if d.get("transport"):
+                log.transport[d["type"]] = d.get("example", "")
+                continue
             log.by_type[d["type"]] = ErrorInfo(d["type"], int(d["count"]), d.get("example", ""),
                                                d.get("traceback", ""))
         return log
@@ -145,6 +163,7 @@ class RunContext:
     _checks: dict[str, Rate] = field(default_factory=dict)
     _iter_sinks: dict[str, tuple[Trend, Counter, Rate]] = field(default_factory=dict)
     vus: list[VU] = field(default_factory=list)
+    on_fatal: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         s = self.store
@@ -207,6 +226,13 @@ class RunContext:
                 await result
         except asyncio.CancelledError:
             raise
+        except ConfigError as exc:
+            # A usage mistake (no API_URL for a relative URL, a bad client option...) fails
+            # every iteration the same way: stop the run at once and say why.
+            failed = True
+            self.errors.add(exc)
+            if self.on_fatal is not None:
+                self.on_fatal(f"the scenario raised a usage error: {exc}")
         except Exception as exc:
             failed = True
             self.errors.add(exc)

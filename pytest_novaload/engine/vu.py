@@ -40,7 +40,8 @@ class VU:
 
     def _ctx(self) -> ClientContext:
         return ClientContext(store=self._rt.store, vu_id=self.id, env=self._rt.env,
-                             options=self._rt.client_options)
+                             options=self._rt.client_options,
+                             on_error=self._rt.errors.add_transport)
 
     @property
     def http(self) -> HttpClient:

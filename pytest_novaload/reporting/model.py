@@ -154,6 +154,13 @@ class RunResult:
         """
         base, filters = parse_metric_key(name)
         filters.update({k: str(v) for k, v in tags.items()})
+        series = self.store.series(base) if base in self.store else {}
+        known = {k for t in series for k, _ in t}
+        unknown = sorted(set(filters) - known)
+        if series and unknown:
+            # A tag key no sample carries is a typo, not "zero requests": say so.
+            raise KeyError(f"metric '{base}' has no tag {', '.join(map(repr, unknown))}; its "
+                           f"tags are {', '.join(sorted(known)) or '(none)'}")
         sink = self.store.aggregate(base, filters or None)
         return MetricStats(metric_key(base, filters), sink, self.duration)
 

@@ -134,7 +134,8 @@ def test_bad_marker_is_a_collection_error_listing_every_problem(
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting*", "*test_bad*invalid @pytest.mark.load*"])
-    for line in ("*unknown keyword 'vus_max'*Did you mean*", "*stages[[]0[]]*'3x'*expected*",
+    for line in ("*unknown keyword 'vus_max'*Did you mean 'max_vus'*",
+                 "*stages[[]0[]]*'3x'*expected*",
                  "*'p95<500'*Did you mean 'p(95)<500'*"):
         result.stdout.fnmatch_lines([line])
 
@@ -471,3 +472,105 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
     # Requests in flight at Ctrl-C are cancelled; all completed ones are kept.
     assert test["metrics"]["http_reqs"]["count"] >= 20
     assert test["duration_s"] < 30
+
+
+def test_every_bad_marker_of_a_file_is_reported_and_the_rest_collects(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=2, duration="1x")
+        def test_bad_duration(load):
+            load.run(lambda vu: None)
+
+        @pytest.mark.load(executor="ramping-vu", stages=[("1s", 1)])
+        def test_bad_executor(load):
+            load.run(lambda vu: None)
+
+        def test_ok():
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--load-results", "off")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting*", "*::test_bad_duration: invalid*",
+                                 "*duration '1x': expected a duration*"])
+    result.stdout.fnmatch_lines(["*ERROR collecting*", "*::test_bad_executor: invalid*",
+                                 "*Did you mean 'ramping-vus'*"])
+    result.stdout.fnmatch_lines(["*2 errors*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--load-results", "off",
+                                "--continue-on-collection-errors")
+    result.assert_outcomes(passed=1, errors=2)
+
+
+def test_timeseries_lines_are_per_unix_second(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="constant-arrival-rate", rate=20, duration="2500ms",
+                          preallocated_vus=4)
+        def test_ts(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+            load.run(user)
+    """)
+    run(pytester, api).assert_outcomes(passed=1)
+    run_dir = next((pytester.path / "results").iterdir())
+    lines = [json.loads(x) for x in (run_dir / "timeseries.ndjson").read_text().splitlines()]
+    its = [x for x in lines if x["metric"] == "iterations"]
+    seconds = [x["t"] for x in its]
+    assert seconds == sorted(set(seconds))                      # one line per second
+    assert seconds == list(range(seconds[0], seconds[-1] + 1))  # and no second skipped
+    assert sum(x["count"] for x in its) == 50
+    assert all(isinstance(x["t"], int) and x["test"].endswith("::test_ts") for x in lines)
+
+
+def test_metric_with_an_unknown_tag_key_raises(pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(iterations=2)
+        def test_tags(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+            result = load.run(user)
+            assert result.metric("http_reqs", name="/ok").count == 2
+            assert result.metric("http_reqs", status="500").count == 0   # none: a real zero
+            with pytest.raises(KeyError, match="no tag 'nam'.*name"):
+                result.metric("http_reqs", nam="/ok")
+    """)
+    run(pytester, api).assert_outcomes(passed=1)
+
+
+def test_usage_error_in_the_scenario_stops_the_run_at_once(pytester: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.delenv("API_URL", raising=False)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(vus=2, duration="30s")
+        def test_no_base_url(load):
+            async def user(vu):
+                await vu.http.get("/relative")
+            load.run(user)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--load-progress", "off",
+                                "--load-results", str(pytester.path / "results"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*usage error*needs a base URL*API_URL*"])
+    assert summary(pytester)["tests"][0]["duration_s"] < 10
+
+
+def test_no_run_folder_without_a_load_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    pytester.runpytest("-p", "no:cacheprovider", "--load-results",
+                       str(pytester.path / "results")).assert_outcomes(passed=1)
+    assert not (pytester.path / "results").exists()
+
+
+def test_public_names_import() -> None:
+    import pytest_novaload
+    ns: dict[str, Any] = {}
+    exec("from pytest_novaload import *", ns)
+    assert issubclass(ns["ThresholdsFailed"], AssertionError)
+    assert ns["Load"] is pytest_novaload.Load and ns["VU"] is pytest_novaload.VU

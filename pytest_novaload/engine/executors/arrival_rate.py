@@ -9,6 +9,7 @@ the total plan, so totals are exact and shards do not start in bursts.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING
 
 from pytest_novaload.engine.executors.base import Tasks, sleep_until
@@ -27,7 +28,8 @@ async def run(rt: RunContext, plan: ExecutorPlan) -> None:
     ramp = plan.rate_ramp()
     horizon = ramp.total
     start = loop.time()
-    free: list[VU] = [rt.new_vu() for _ in range(plan.preallocated_vus)]
+    # Free VUs queue up first-in first-out, so iterations rotate over the pool like k6's.
+    free: deque[VU] = deque(rt.new_vu() for _ in range(plan.preallocated_vus))
     tasks = Tasks()
 
     async def one(vu: VU) -> None:
@@ -46,7 +48,7 @@ async def run(rt: RunContext, plan: ExecutorPlan) -> None:
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
             if free:
-                vu = free.pop()
+                vu = free.popleft()
             elif rt.allocated < plan.max_vus:
                 vu = rt.new_vu()
             else:
