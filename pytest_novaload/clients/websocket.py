@@ -38,11 +38,16 @@ it closes with a closing handshake whose code is 1000, 1001 or 1005; a dropped c
 error close code records True. An exception raised by the scenario inside ``async with`` closes
 the session normally and does not by itself make it failed. ``recv``/``send`` on a closed
 connection raise websockets' own ``ConnectionClosed`` exceptions.
+
+Options (``options["ws"]``, checked by `validate_ws_options`): see ``WS_OPTIONS``. Failed
+connects and abnormal session ends call ``ctx.on_error(type, message)`` with "WsConnectError"
+or websockets' close exception name (e.g. "ConnectionClosedError") and a message naming the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import time
@@ -59,6 +64,7 @@ from websockets.frames import OK_CLOSE_CODES
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError, NovaloadError
 
 if TYPE_CHECKING:
@@ -66,7 +72,8 @@ if TYPE_CHECKING:
     from pytest_novaload.metrics import MetricStore
     from pytest_novaload.metrics.sinks import Counter, Rate, Trend
 
-__all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_ws_url"]
+__all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_ws_url",
+           "validate_ws_options"]
 
 Message: TypeAlias = str | bytes
 Match: TypeAlias = Callable[[Any], object] | Mapping[str, Any] | None
@@ -327,8 +334,20 @@ class WsConnection:
             return
         self._finished = True
         self._sinks.duration.add((time.perf_counter() - self._opened) * 1000.0)
-        self._sinks.failed.add(self._ws.close_code not in OK_CLOSE_CODES)
+        failed = self._ws.close_code not in OK_CLOSE_CODES
+        self._sinks.failed.add(failed)
         self._client._forget(self)
+        if failed:
+            self._client._report(*self._abnormal_end())
+
+    def _abnormal_end(self) -> tuple[str, str]:
+        """(error type, message) of a session that did not end with a normal close."""
+        where = f"(ws {self.url}, name={self.name})"
+        if self._ws.state is State.CLOSED:
+            exc = self._ws.protocol.close_exc
+            return type(exc).__name__, f"{type(exc).__name__}: {exc} {where}"
+        return ("ConnectionClosedError", "ConnectionClosedError: session ended with close code "
+                f"{self._ws.close_code} {where}")
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         """Every message until the peer closes normally (queued ones first)."""
@@ -453,7 +472,9 @@ class WsClient:
             ws = await ws_connect(url, **kw)
         except Exception as exc:
             sinks.failed.add(True)
-            raise WsConnectError(url, name, exc) from exc
+            error = WsConnectError(url, name, exc)
+            self._report("WsConnectError", str(error))
+            raise error from exc
         sinks.connecting.add((time.perf_counter() - start) * 1000.0)
         sinks.sessions.add()
         conn = WsConnection(self, ws, url, name, sinks, keep_key)
@@ -461,6 +482,14 @@ class WsClient:
         if keep_key is not None:
             self._kept[keep_key] = conn
         return conn
+
+    def _report(self, error_type: str, message: str) -> None:
+        """Hand a transport error to ``ctx.on_error`` (failures only; a broken callback is
+        ignored so that it never changes the outcome of the call)."""
+        on_error = self._ctx.on_error
+        if on_error is not None:
+            with contextlib.suppress(Exception):
+                on_error(error_type, message)
 
     def _forget(self, conn: WsConnection) -> None:
         self._open.discard(conn)
@@ -476,39 +505,73 @@ def _check_compression(value: object) -> str | None:
     raise ConfigError(f"ws compression={value!r}: expected None (off, the default) or 'deflate'")
 
 
-def _seconds(key: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        from pytest_novaload.units import parse_duration
-        return parse_duration(value, what=f"ws option {key}")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    raise ConfigError(f"ws option {key}={value!r}: expected a number of seconds, a duration "
-                      f"such as '10s', or None")
+_TIMEOUTS = ("open_timeout", "close_timeout", "ping_interval", "ping_timeout")
+
+
+def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
+    """Every problem in a ``ws=`` options dict (empty when valid). Pure: no I/O, no connection.
+
+    Checks unknown keys (with a close-match hint); ``open_timeout``/``ping_interval`` (None, or
+    a number or duration > 0), ``close_timeout``/``ping_timeout`` (None, or >= 0); ``max_size``
+    (None or bytes >= 1); ``max_queue`` (None, a count >= 1, or a (high, low) pair);
+    ``compression`` (None or 'deflate'); ``local_addrs`` (a list of address strings).
+    Messages start with the key: the caller adds its prefix.
+    """
+    if not isinstance(opts, Mapping):
+        return [f"{opts!r}: expected a dict of WebSocket options such as "
+                f"{{'open_timeout': '5s'}} (accepted keys: {', '.join(sorted(WS_OPTIONS))})"]
+    problems = [unknown_option(key, WS_OPTIONS) for key in opts if key not in WS_OPTIONS]
+    for key in _TIMEOUTS:
+        value = opts.get(key)
+        if value is not None and seconds(
+                value, allow_zero=key in ("close_timeout", "ping_timeout")) is None:
+            least = "> 0" if key in ("open_timeout", "ping_interval") else ">= 0"
+            problems.append(f"{key}={value!r}: expected seconds ({least}), a duration such as "
+                            f"'10s', or None to disable it")
+    max_size = opts.get("max_size")
+    if max_size is not None and not _count(max_size):
+        problems.append(f"max_size={max_size!r}: expected the largest message in bytes, a "
+                        f"whole number >= 1 (e.g. 2**20), or None for no limit")
+    max_queue = opts.get("max_queue")
+    if max_queue is not None and not (
+            _count(max_queue) or (isinstance(max_queue, tuple) and len(max_queue) == 2
+                                  and all(q is None or _count(q) for q in max_queue))):
+        problems.append(f"max_queue={max_queue!r}: expected a number of messages >= 1, a "
+                        f"(high, low) pair of them, or None for no limit")
+    compression = opts.get("compression")
+    if compression not in (None, "deflate"):
+        problems.append(f"compression={compression!r}: expected None (off, the default) or "
+                        f"'deflate'")
+    addrs = opts.get("local_addrs")
+    if addrs is not None and (isinstance(addrs, str) or not isinstance(addrs, Sequence)
+                              or not all(isinstance(a, str) and a for a in addrs)):
+        problems.append(f"local_addrs={addrs!r}: expected a list of source addresses such as "
+                        f"['127.0.0.1', '127.0.0.2']")
+    return problems
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _connect_defaults(options: Mapping[str, Any], vu_id: int) -> dict[str, Any]:
-    """Keyword arguments for ``websockets.connect`` from ``options["ws"]``."""
-    unknown = sorted(set(options) - WS_OPTIONS)
-    if unknown:
-        raise ConfigError(f"ws options {unknown}: unknown; accepted are "
-                          f"{', '.join(sorted(WS_OPTIONS))}")
+    """Keyword arguments for ``websockets.connect`` from ``options["ws"]`` (validated first)."""
+    problems = validate_ws_options(options)
+    if problems:
+        raise ConfigError([f"ws option {p}" for p in problems])
     kw: dict[str, Any] = {
-        "compression": _check_compression(options.get("compression")),
+        "compression": options.get("compression"),
         "open_timeout": DEFAULT_OPEN_TIMEOUT,
         "proxy": None,
     }
-    for key in ("open_timeout", "close_timeout", "ping_interval", "ping_timeout"):
+    for key in _TIMEOUTS:
         if key in options:
-            kw[key] = _seconds(key, options[key])
+            value = options[key]
+            kw[key] = None if value is None else seconds(value, allow_zero=True)
     for key in ("max_size", "max_queue"):
         if key in options:
             kw[key] = options[key]
     addrs = options.get("local_addrs")
     if addrs:
-        if isinstance(addrs, str) or not isinstance(addrs, Sequence):
-            raise ConfigError(f"ws option local_addrs={addrs!r}: expected a list of source "
-                              f"addresses such as ['127.0.0.1', '127.0.0.2']")
-        kw["local_addr"] = (str(addrs[vu_id % len(addrs)]), 0)
+        kw["local_addr"] = (addrs[vu_id % len(addrs)], 0)
     return kw

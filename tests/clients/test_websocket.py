@@ -21,6 +21,7 @@ from pytest_novaload.clients.websocket import (
     WsClient,
     WsConnectError,
     resolve_ws_url,
+    validate_ws_options,
 )
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
@@ -327,8 +328,9 @@ def test_dwcp_helper_and_default_name(store: MetricStore) -> None:
 
 
 def test_bad_ws_options_are_config_errors(store: MetricStore) -> None:
-    with pytest.raises(ConfigError, match=r"ws options \['pingg'\]: unknown"):
-        WsClient(ClientContext(store=store, vu_id=1, options={"ws": {"pingg": 1}}))
+    with pytest.raises(ConfigError, match=r"ws option 'ping_intervall': unknown option; did you "
+                                          r"mean 'ping_interval'\?"):
+        WsClient(ClientContext(store=store, vu_id=1, options={"ws": {"ping_intervall": 1}}))
     with pytest.raises(ConfigError, match="compression='gzip'"):
         WsClient(ClientContext(store=store, vu_id=1, options={"ws": {"compression": "gzip"}}))
     with pytest.raises(ConfigError, match="open_timeout=-1"):
@@ -336,6 +338,69 @@ def test_bad_ws_options_are_config_errors(store: MetricStore) -> None:
     with pytest.raises(ConfigError, match="match=42"):
         from pytest_novaload.clients.websocket import _matcher
         _matcher(42)  # type: ignore[arg-type]
+
+
+def test_validate_ws_options_reports_every_problem_at_once() -> None:
+    problems = validate_ws_options({
+        "open_timout": 1, "open_timeout": 0, "ping_interval": "soon", "close_timeout": -1,
+        "max_size": -5, "max_queue": (8, "x"), "compression": "gzip", "local_addrs": "127.0.0.1"})
+    text = "\n".join(problems)
+    assert len(problems) == 8, text
+    assert "'open_timout': unknown option; did you mean 'open_timeout'?" in text
+    for fragment in ("open_timeout=0: expected seconds (> 0)", "ping_interval='soon'",
+                     "close_timeout=-1: expected seconds (>= 0)", "max_size=-5: expected the "
+                     "largest message in bytes", "max_queue=(8, 'x')", "compression='gzip'",
+                     "local_addrs='127.0.0.1'"):
+        assert fragment in text
+
+
+@pytest.mark.parametrize("opts", [
+    {}, {"open_timeout": "5s", "close_timeout": 0, "ping_interval": None, "ping_timeout": 2.5},
+    {"max_size": 2**20, "max_queue": 16}, {"max_size": None, "max_queue": (32, None)},
+    {"compression": "deflate", "local_addrs": ["127.0.0.1", "127.0.0.2"]},
+])
+def test_validate_ws_options_accepts_valid_dicts(opts: dict[str, Any]) -> None:
+    assert validate_ws_options(opts) == []
+
+
+def test_runtime_ws_options_use_the_validator_and_durations(store: MetricStore) -> None:
+    with pytest.raises(ConfigError) as info:
+        WsClient(ClientContext(store=store, vu_id=1, options={"ws": {"max_size": -1,
+                                                                     "open_timeout": "zz"}}))
+    assert info.value.problems == [f"ws option {p}" for p in validate_ws_options(
+        {"max_size": -1, "open_timeout": "zz"})]
+    assert len(info.value.problems) == 2
+    client = WsClient(ClientContext(store=store, vu_id=1,
+                                    options={"ws": {"open_timeout": "500ms",
+                                                    "ping_interval": None}}))
+    assert client._defaults["open_timeout"] == 0.5 and client._defaults["ping_interval"] is None
+
+
+def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore,
+                                                           free_port: int) -> None:
+    errors: list[tuple[str, str]] = []
+
+    def broken(kind: str, message: str) -> None:
+        errors.append((kind, message))
+        raise RuntimeError("callback bug")  # must not change what the scenario sees
+
+    async def main() -> None:
+        async with ws_server() as url:
+            client = WsClient(ClientContext(store=store, vu_id=1, env={"WS_URL": url},
+                                            on_error=broken))
+            with pytest.raises(WsConnectError):
+                await client.connect(f"ws://127.0.0.1:{free_port}/down")
+            async with client("/echo") as ws:  # a clean session reports nothing
+                await ws.send("hi")
+                await ws.recv()
+            with pytest.raises(ConnectionClosedError):
+                async with client("/abort") as ws:
+                    await ws.recv()
+
+    run(main())
+    assert [kind for kind, _ in errors] == ["WsConnectError", "ConnectionClosedError"]
+    assert errors[0][1].startswith(f"ws connect to ws://127.0.0.1:{free_port}/down (name=/down)")
+    assert "1011" in errors[1][1] and "boom" in errors[1][1] and "/abort" in errors[1][1]
 
 
 def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore) -> None:
