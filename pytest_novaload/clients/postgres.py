@@ -27,6 +27,10 @@ Errors propagate: a SQL error raises asyncpg's own exception in the scenario (au
 them; the runner counts them by type) after recording ``db_query_failed`` True and the query's
 duration. A call that cannot get a connection (pool creation refused, ``acquire_timeout``) counts
 as one failed query of that name, with no duration. ``executemany`` is one query (one batch).
+Each failure also calls ``ctx.on_error(<exception class>, "<class>: <text> (statement: <name>)")``.
+
+Pool options (``options["db"]``, checked by `validate_db_options`): see ``DB_OPTIONS``; times
+accept seconds or durations such as '30s'. asyncpg is imported only when the pool is created.
 """
 
 from __future__ import annotations
@@ -36,12 +40,11 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
+from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from pytest_novaload.metrics import MetricStore
     from pytest_novaload.metrics.sinks import Counter, Rate, Trend
 
-__all__ = ["DbClient", "DbPool", "DbTransaction", "classify_sql"]
+__all__ = ["DbClient", "DbPool", "DbTransaction", "classify_sql", "validate_db_options"]
 
 #: metric name -> kind, defined (with zero values) as soon as a VU gets a DbClient.
 DB_METRICS: dict[str, str] = {
@@ -123,9 +126,10 @@ def _check_kind(kind: str) -> str:
 class _Sinks:
     """The sinks of one (name, kind), looked up once."""
 
-    __slots__ = ("duration", "failed", "kind", "queries")
+    __slots__ = ("duration", "failed", "kind", "name", "queries")
 
     def __init__(self, store: MetricStore, name: str, kind: str) -> None:
+        self.name = name
         self.kind = kind
         tags = (("kind", kind), ("name", name))
         self.duration: Trend = store.trend("db_query_duration", tags)
@@ -162,6 +166,8 @@ class DbPool:
                                       "DSN such as postgresql://user@127.0.0.1:5432/novacron")
                 opts = self._options if self._options is not None else options
                 kwargs, self.acquire_timeout = _pool_kwargs(opts)
+                import asyncpg  # here, not at import: collection imports this module
+
                 self._pool = await asyncpg.create_pool(dsn, **kwargs)
         return self._pool
 
@@ -176,20 +182,74 @@ class DbPool:
             pool.terminate()
 
 
+#: option -> (least value, whether it is a time in seconds; None is accepted when True).
+_NUMERIC: dict[str, tuple[int, bool]] = {
+    "min_size": (0, False),
+    "max_size": (1, False),
+    "statement_cache_size": (0, False),
+    "max_queries": (1, False),
+    "max_cached_statement_lifetime": (0, True),
+    "max_inactive_connection_lifetime": (0, True),
+    "command_timeout": (1, True),
+    "connect_timeout": (1, True),
+    "acquire_timeout": (1, True),
+}
+
+
+def validate_db_options(opts: Mapping[str, Any]) -> list[str]:
+    """Every problem in a ``db=`` options dict (empty when valid). Pure: no I/O, no pool.
+
+    Checks unknown keys (with a close-match hint); ``min_size``/``statement_cache_size``
+    (whole numbers >= 0), ``max_size``/``max_queries`` (>= 1), ``min_size`` <= ``max_size``
+    (default 20); ``command_timeout``/``connect_timeout``/``acquire_timeout`` (seconds or a
+    duration > 0, or None), the two lifetimes (>= 0, 0 = never); ``server_settings`` (a dict of
+    str to str). Messages start with the key: the caller adds its prefix.
+    """
+    if not isinstance(opts, Mapping):
+        return [f"{opts!r}: expected a dict of database pool options such as "
+                f"{{'max_size': 10}} (accepted keys: {', '.join(sorted(DB_OPTIONS))})"]
+    problems = [unknown_option(key, DB_OPTIONS) for key in opts if key not in DB_OPTIONS]
+    for key, (least, is_time) in _NUMERIC.items():
+        if key not in opts:
+            continue
+        value = opts[key]
+        if is_time:
+            if value is not None and seconds(value, allow_zero=least == 0) is None:
+                bound = ">= 0, 0 = never" if least == 0 else "> 0"
+                problems.append(f"{key}={value!r}: expected seconds ({bound}) or a duration "
+                                f"such as '30s', or None")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < least:
+            problems.append(f"{key}={value!r}: expected a whole number >= {least}")
+    max_size = opts.get("max_size", DEFAULT_MAX_SIZE)
+    min_size = opts.get("min_size")
+    if (isinstance(min_size, int) and isinstance(max_size, int) and min_size > max_size
+            and not isinstance(min_size, bool) and not isinstance(max_size, bool)):
+        default = "" if "max_size" in opts else " (the default)"
+        problems.append(f"min_size={min_size!r} is above max_size={max_size!r}{default}: "
+                        f"lower min_size or raise max_size")
+    settings = opts.get("server_settings")
+    if settings is not None and (not isinstance(settings, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in settings.items())):
+        problems.append(f"server_settings={settings!r}: expected a dict of PostgreSQL setting "
+                        f"names to string values, e.g. {{'application_name': 'load'}}")
+    return problems
+
+
 def _pool_kwargs(options: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
-    unknown = sorted(set(options) - set(DB_OPTIONS))
-    if unknown:
-        raise ConfigError(f"db options {unknown}: unknown; accepted are "
-                          f"{', '.join(sorted(DB_OPTIONS))}")
-    kwargs = {DB_OPTIONS[k]: v for k, v in options.items() if DB_OPTIONS[k]}
+    """asyncpg.create_pool keywords and the acquire timeout from ``options["db"]``."""
+    problems = validate_db_options(options)
+    if problems:
+        raise ConfigError([f"db option {p}" for p in problems])
+    kwargs: dict[str, Any] = {}
+    for key, value in options.items():
+        if DB_OPTIONS[key]:
+            is_time = _NUMERIC.get(key, (0, False))[1]
+            kwargs[DB_OPTIONS[key]] = (seconds(value, allow_zero=True)
+                                       if is_time and value is not None else value)
     max_size = kwargs.setdefault("max_size", DEFAULT_MAX_SIZE)
-    if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
-        raise ConfigError(f"db option max_size={max_size!r}: expected a whole number >= 1")
     kwargs.setdefault("min_size", max_size)  # warm pool: db_pool_wait then shows contention
-    if kwargs["min_size"] > max_size:
-        kwargs["min_size"] = max_size
     acquire_timeout = options.get("acquire_timeout")
-    return kwargs, None if acquire_timeout is None else float(acquire_timeout)
+    return kwargs, None if acquire_timeout is None else seconds(acquire_timeout)
 
 
 class _Queries:
@@ -293,26 +353,41 @@ class DbClient(_Queries):
         sinks = self._resolve(sql, name, kind)
         try:
             pool, conn = await self._acquire()
-        except Exception:
+        except Exception as exc:
             sinks.queries.add()
             sinks.failed.add(True)
+            _report(self._ctx.on_error, exc, sinks.name)
             raise
         try:
-            return await _timed(sinks, getattr(conn, method), sql, args, timeout, extra)
+            return await _timed(sinks, getattr(conn, method), sql, args, timeout, extra,
+                                self._ctx.on_error)
         finally:
             await pool.release(conn)
 
 
+def _report(on_error: Callable[[str, str], None] | None, exc: BaseException,
+            name: str) -> None:
+    """Hand a failed query to ``ctx.on_error``; a broken callback never masks the error.
+
+    A ConfigError (no DATABASE_URL, bad pool option) is the user's setup, not a transport error.
+    """
+    if on_error is not None and not isinstance(exc, ConfigError):
+        with contextlib.suppress(Exception):
+            on_error(type(exc).__name__, f"{type(exc).__name__}: {exc} (statement: {name})")
+
+
 async def _timed(sinks: _Sinks, call: Any, sql: str, args: Sequence[Any],
-                 timeout: float | None, extra: Mapping[str, Any]) -> Any:
+                 timeout: float | None, extra: Mapping[str, Any],
+                 on_error: Callable[[str, str], None] | None) -> Any:
     """Run one query and record duration, count and outcome (cancellation records nothing)."""
     start = time.perf_counter()
     try:
         result = await call(sql, *args, timeout=timeout, **extra)
-    except Exception:
+    except Exception as exc:
         sinks.duration.add((time.perf_counter() - start) * 1000.0)
         sinks.queries.add()
         sinks.failed.add(True)
+        _report(on_error, exc, sinks.name)
         raise
     sinks.duration.add((time.perf_counter() - start) * 1000.0)
     sinks.queries.add()
@@ -348,10 +423,11 @@ class DbTransaction(_Queries):
         self._wrote = False
         try:
             self._pool, self._conn = await client._acquire()
-        except Exception:
+        except Exception as exc:
             sinks = client._resolve("", self.name, "write")
             sinks.queries.add()
             sinks.failed.add(True)
+            _report(client._ctx.on_error, exc, self.name)
             raise
         self._start = time.perf_counter()
         try:
@@ -391,4 +467,5 @@ class DbTransaction(_Queries):
         sinks = self._client._resolve(sql, name, kind)
         if sinks.kind == "write":
             self._wrote = True
-        return await _timed(sinks, getattr(self._conn, method), sql, args, timeout, extra)
+        return await _timed(sinks, getattr(self._conn, method), sql, args, timeout, extra,
+                            self._client._ctx.on_error)

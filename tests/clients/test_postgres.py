@@ -14,7 +14,13 @@ import asyncpg
 import pytest
 
 from pytest_novaload.clients.base import ClientContext
-from pytest_novaload.clients.postgres import DbClient, DbPool, classify_sql
+from pytest_novaload.clients.postgres import (
+    DbClient,
+    DbPool,
+    _pool_kwargs,
+    classify_sql,
+    validate_db_options,
+)
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
 
@@ -43,7 +49,8 @@ def passes_fails(store: MetricStore, metric: str, **tags: str) -> tuple[int, int
 
 
 def with_db(store: MetricStore, dsn: str, scenario: Scenario, *, setup: str = "",
-            db_options: dict[str, Any] | None = None) -> DbPool:
+            db_options: dict[str, Any] | None = None,
+            on_error: Callable[[str, str], None] | None = None) -> DbPool:
     """Run `scenario(vu.db)` on a fresh pool, then close the pool the way the runner does."""
     pool = DbPool()
 
@@ -55,7 +62,7 @@ def with_db(store: MetricStore, dsn: str, scenario: Scenario, *, setup: str = ""
             finally:
                 await conn.close()
         ctx = ClientContext(store=store, vu_id=1, env={"DATABASE_URL": dsn},
-                            options={"db": db_options or {"max_size": 2}})
+                            options={"db": db_options or {"max_size": 2}}, on_error=on_error)
         db = DbClient(ctx, pool)
         try:
             await scenario(db)
@@ -171,6 +178,29 @@ def test_sql_error_is_counted_and_propagates(store: MetricStore, pg_dsn: str) ->
     assert passes_fails(store, "db_query_failed") == (1, 1)
 
 
+def test_sql_errors_reach_on_error_with_the_statement_name(store: MetricStore,
+                                                          pg_dsn: str) -> None:
+    errors: list[tuple[str, str]] = []
+
+    def broken(kind: str, message: str) -> None:
+        errors.append((kind, message))
+        raise RuntimeError("callback bug")  # must not replace the SQL error
+
+    async def scenario(db: DbClient) -> None:
+        assert await db.fetchval("SELECT 1") == 1  # successes report nothing
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await db.fetch("SELECT * FROM no_such_table")
+        with pytest.raises(asyncpg.UndefinedTableError):
+            async with db.transaction(name="tx") as tx:
+                await tx.execute("DELETE FROM gone", name="cleanup")
+
+    with_db(store, pg_dsn, scenario, on_error=broken)
+    assert [kind for kind, _ in errors] == ["UndefinedTableError", "UndefinedTableError"]
+    assert errors[0][1] == ('UndefinedTableError: relation "no_such_table" does not exist '
+                            "(statement: SELECT no_such_table)")
+    assert errors[1][1].endswith("(statement: cleanup)")
+
+
 def test_unreachable_database_counts_failed_queries(store: MetricStore, free_port: int) -> None:
     dsn = f"postgresql://postgres@127.0.0.1:{free_port}/nothing"  # nothing listens there
 
@@ -181,7 +211,11 @@ def test_unreachable_database_counts_failed_queries(store: MetricStore, free_por
             async with db.transaction(name="batch"):
                 raise AssertionError("the body must not run")
 
-    with_db(store, dsn, scenario)
+    errors: list[tuple[str, str]] = []
+    with_db(store, dsn, scenario, on_error=lambda kind, msg: errors.append((kind, msg)))
+    assert [kind for kind, _ in errors] == ["ConnectionRefusedError"] * 2
+    assert errors[0][1].endswith("(statement: SELECT)")
+    assert errors[1][1].endswith("(statement: batch)")
     assert passes_fails(store, "db_query_failed", name="SELECT") == (1, 0)
     assert passes_fails(store, "db_query_failed", name="batch") == (1, 0)
     assert value(store, "db_query_duration", "count") == 0
@@ -213,7 +247,8 @@ def test_config_errors_name_the_value_and_the_fix(store: MetricStore, pg_dsn: st
             await no_url.fetch("SELECT 1")
         bad_option = DbClient(ClientContext(store=store, vu_id=1, env={"DATABASE_URL": pg_dsn},
                                             options={"db": {"maxsize": 3}}), DbPool())
-        with pytest.raises(ConfigError, match=r"db options \['maxsize'\]: unknown; accepted"):
+        with pytest.raises(ConfigError, match=r"db option 'maxsize': unknown option; did you "
+                                              r"mean 'max_size'\?"):
             await bad_option.fetch("SELECT 1")
         with pytest.raises(ConfigError, match="kind='reads'"):
             await no_url.fetch("SELECT 1", kind="reads")
@@ -221,9 +256,47 @@ def test_config_errors_name_the_value_and_the_fix(store: MetricStore, pg_dsn: st
     run(main())
 
 
-def test_module_imports_without_websockets_or_pytest() -> None:
+def test_validate_db_options_reports_every_problem_at_once() -> None:
+    problems = validate_db_options({
+        "maxsize": 3, "max_size": -1, "min_size": "2", "command_timeout": "zz",
+        "acquire_timeout": 0, "max_queries": 0, "server_settings": {"jit": False}})
+    text = "\n".join(problems)
+    assert len(problems) == 7, text
+    assert "'maxsize': unknown option; did you mean 'max_size'?" in text
+    for fragment in ("max_size=-1: expected a whole number >= 1", "min_size='2'",
+                     "command_timeout='zz': expected seconds (> 0)", "acquire_timeout=0",
+                     "max_queries=0", "server_settings={'jit': False}"):
+        assert fragment in text
+    assert validate_db_options({"min_size": 30}) == [
+        "min_size=30 is above max_size=20 (the default): lower min_size or raise max_size"]
+
+
+@pytest.mark.parametrize("opts", [
+    {}, {"max_size": 5, "min_size": 0}, {"command_timeout": "30s", "acquire_timeout": 2.5},
+    {"connect_timeout": None, "max_inactive_connection_lifetime": 0},
+    {"server_settings": {"application_name": "load"}, "statement_cache_size": 0},
+])
+def test_validate_db_options_accepts_valid_dicts(opts: dict[str, Any]) -> None:
+    assert validate_db_options(opts) == []
+
+
+def test_pool_options_use_the_validator_and_accept_durations() -> None:
+    kwargs, acquire = _pool_kwargs({"max_size": 4, "command_timeout": "1m",
+                                    "connect_timeout": "500ms", "acquire_timeout": "2s"})
+    assert kwargs == {"max_size": 4, "min_size": 4, "command_timeout": 60.0, "timeout": 0.5}
+    assert acquire == 2.0
+    with pytest.raises(ConfigError) as info:
+        _pool_kwargs({"max_size": 0, "command_timeout": "zz"})
+    assert info.value.problems == [f"db option {p}" for p in validate_db_options(
+        {"max_size": 0, "command_timeout": "zz"})]
+    assert len(info.value.problems) == 2
+
+
+def test_module_imports_without_websockets_asyncpg_or_pytest() -> None:
     code = ("import sys; sys.modules['websockets'] = None; "
-            "import pytest_novaload.clients.postgres; "
+            "import pytest_novaload.clients.postgres as pg; "
+            "assert 'asyncpg' not in sys.modules, 'asyncpg is imported when the pool is made'; "
+            "assert pg.validate_db_options({'max_size': 2}) == []; "
             "assert 'pytest' not in sys.modules, 'the client must not import pytest'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
                    env={**os.environ, "PYTHONPATH": ROOT})
