@@ -191,6 +191,7 @@ class LoadSpec:
                 if not isinstance(opt, Mapping):
                     problems.append(f"{proto}={opt!r}: expected a dict of {proto} client options")
                 else:
+                    problems.extend(f"{proto} option {p}" for p in _validate_client(proto, opt))
                     client_options[proto] = dict(opt)
         args_ = {k: v for k, v in kwargs.items() if k in ALL_EXECUTOR_KEYWORDS}
         spec = cls(executor or "", args_, thresholds, client_options)
@@ -345,6 +346,18 @@ class LoadSpec:
                 continue
             stages.append(Stage(seconds * duration_scale, conv(f"stages[{i}] target", target)))
         return Ramp(start, tuple(stages))
+
+
+def _validate_client(proto: str, options: Mapping[str, Any]) -> list[str]:
+    """Every problem of a marker's ``http=``/``ws=``/``db=`` dict, by the client's own rules."""
+    if proto == "http":
+        from pytest_novaload.clients.http import validate_http_options
+        return validate_http_options(options)
+    if proto == "ws":
+        from pytest_novaload.clients.websocket import validate_ws_options
+        return validate_ws_options(options)
+    from pytest_novaload.clients.postgres import validate_db_options
+    return validate_db_options(options)
 
 
 def scale_count(n: int, scale: float) -> int:

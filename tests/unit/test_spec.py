@@ -100,3 +100,12 @@ def test_shared_iterations_only_go_to_shards_with_vus() -> None:
     assert [(p.vus, p.iterations) for p in parts] == [(1, 20), (0, 0)]
     plan = LoadSpec.parse({"iterations": 7, "vus": 2}).plan()
     assert [plan.shard(k, 4).iterations for k in range(4)] == [4, 3, 0, 0]
+
+
+def test_client_options_are_checked_at_collection() -> None:
+    found = "\n".join(problems(iterations=1, http={"timeout": "zz", "bogus": 1},
+                                ws={"nope": 1}, db={"max_sizee": 3}))
+    assert "http option timeout='zz'" in found
+    assert "http option 'bogus'" in found
+    assert "ws option 'nope'" in found
+    assert "db option 'max_sizee'" in found and "max_size" in found
