@@ -77,3 +77,19 @@ def test_vu_ids_are_unique_and_iteration_counts_per_vu() -> None:
 
     run(user, executor="per-vu-iterations", vus=3, iterations=3)
     assert iterations == {1: [0, 1, 2], 2: [0, 1, 2], 3: [0, 1, 2]}
+
+
+def test_ramp_down_grace_interrupts_long_iterations_and_ramp_up_restarts() -> None:
+    ids_seen: list[int] = []
+
+    async def user(vu: Any) -> None:
+        ids_seen.append(vu.id)
+        await asyncio.sleep(0.5)
+
+    # 4 VUs, then down to 0 with a 50 ms grace (the 500 ms iterations are cut), then back up.
+    out = run(user, stages=[("0s", 4), ("200ms", 4), ("0s", 0), ("300ms", 0), ("0s", 4),
+                            ("200ms", 4)], start_vus=0, graceful_ramp_down="50ms",
+              graceful_stop="0s")
+    assert out.store.aggregate("vus").value("max") == 4
+    assert count(out) == 0                    # every iteration was interrupted
+    assert ids_seen.count(1) == 2             # VU 1 ran again after the ramp back up

@@ -8,6 +8,7 @@ runs its share of the planned total at every moment, so the shards always add up
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ class _Slot:
     vu: VU
     active: bool = False
     task: asyncio.Task[None] | None = None
-    cancel_at: float = 0.0
+    generation: int = 0   # bumped on every ramp-down, so a stale grace deadline is ignored
 
 
 async def run(rt: RunContext, plan: ExecutorPlan) -> None:
@@ -37,25 +38,48 @@ async def run(rt: RunContext, plan: ExecutorPlan) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     end = start + ramp.total
-    slots: list[_Slot] = []
+    slots: list[_Slot] = []     # slots[:running] are the active VUs
+    running = 0
+    restart: set[int] = set()   # active slots whose previous task was still closing
+    stopping: deque[tuple[float, int, int]] = deque()  # (grace deadline, slot, generation)
     tasks = Tasks()
 
     def target_at(now: float) -> int:
         return share(vus_at(ramp, now - start), rt.rank, rt.world)
 
+    def spawn(i: int) -> None:
+        slot = slots[i]
+        slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
+
     def adjust(target: int, now: float) -> None:
+        """Work only on the slots whose state changes: O(change), not O(VUs), per tick."""
+        nonlocal running
         while len(slots) < target:
             slots.append(_Slot(rt.new_vu()))
-        for i, slot in enumerate(slots):
-            if i < target:
-                slot.active = True
-                # (Re)start the VU; a stopping one that was still closing is picked up next tick.
-                if slot.task is None or slot.task.done():
-                    slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
-            elif slot.active:
-                slot.active = False
-                slot.cancel_at = now + plan.graceful_ramp_down
-            elif slot.task is not None and not slot.task.done() and now >= slot.cancel_at:
+        for i in range(running, target):      # ramp up
+            slot = slots[i]
+            slot.active = True
+            if slot.task is None or slot.task.done():
+                spawn(i)
+            else:
+                restart.add(i)  # finishing after a ramp-down; restarted once it is done
+        for i in range(target, running):      # ramp down: finish the iteration, then stop
+            slot = slots[i]
+            slot.active = False
+            slot.generation += 1
+            stopping.append((now + plan.graceful_ramp_down, i, slot.generation))
+        running = target
+        for i in list(restart):
+            slot = slots[i]
+            if not slot.active:
+                restart.discard(i)
+            elif slot.task is None or slot.task.done():
+                restart.discard(i)
+                spawn(i)
+        while stopping and stopping[0][0] <= now:
+            _, i, generation = stopping.popleft()
+            slot = slots[i]
+            if not slot.active and slot.generation == generation and slot.task is not None:
                 slot.task.cancel()  # ramp-down grace is over: interrupt the iteration
 
     def _keep(slot: _Slot) -> Callable[[], bool]:
