@@ -173,7 +173,6 @@ class RunContext:
         self._vus_gauge = s.gauge("vus", combine="sum")
         self._vus_max_gauge = s.gauge("vus_max", combine="sum")
         self._vus_gauge.set(0)
-        self._vus_max_gauge.set(0)
 
     def new_vu(self) -> VU:
         """Allocate a VU; its id is unique across shards (interleaved by rank)."""
