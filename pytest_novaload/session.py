@@ -128,6 +128,10 @@ class NovaloadSession:
             result = self._result(nodeid, spec, plan.describe(), output, shards=1)
             if output.interrupted:
                 raise KeyboardInterrupt
+        if output.crashed is not None:
+            result.outcome = "error"
+            self.write_artifacts()
+            raise output.crashed
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
             raise exc(result.failure_message())

@@ -54,6 +54,7 @@ class RunOutput:
     interrupted: bool = False
     aborted: str | None = None          # the reason, when abort_on_fail stopped the run
     generator: dict[str, Any] = field(default_factory=dict)
+    crashed: Exception | None = None    # the run itself failed; what it measured is kept
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -117,6 +118,7 @@ class Runner:
         cpu0 = time.process_time()
         self.health = _Health()
         interrupted = False
+        crashed: Exception | None = None
         # Objects alive before the run (test modules, fixtures) are never garbage during it:
         # freezing them keeps full collections short, so they do not stall the event loop.
         # Collecting young objects less often cuts total GC time and the longest pause about
@@ -134,6 +136,8 @@ class Runner:
                     runner.run(self._run())
                 except asyncio.CancelledError:
                     pass  # aborted through request_abort
+                except Exception as exc:  # a bug or broken setup: keep what was measured
+                    crashed = exc
                 finally:
                     with contextlib.suppress(BaseException):
                         runner.run(self.rt.aclose())
@@ -150,7 +154,8 @@ class Runner:
         return RunOutput(
             store=self.store, errors=self.rt.errors, started=started, finished=time.time(),
             duration=duration, timeseries=self._lines, interrupted=interrupted,
-            aborted=self._abort_reason, generator=self.health.summary(cpu, duration))
+            aborted=self._abort_reason, generator=self.health.summary(cpu, duration),
+            crashed=crashed)
 
     async def _run(self) -> None:
         self._main = asyncio.current_task()

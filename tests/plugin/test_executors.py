@@ -93,3 +93,22 @@ def test_ramp_down_grace_interrupts_long_iterations_and_ramp_up_restarts() -> No
     assert out.store.aggregate("vus").value("max") == 4
     assert count(out) == 0                    # every iteration was interrupted
     assert ids_seen.count(1) == 2             # VU 1 ran again after the ramp back up
+
+
+def test_a_crash_inside_the_run_keeps_what_was_measured(monkeypatch: Any) -> None:
+    from pytest_novaload.engine import runner as runner_module
+
+    async def broken(rt: Any, plan: Any) -> None:
+        vu = rt.new_vu()
+        for _ in range(3):
+            await rt.iterate(vu)
+        raise RuntimeError("executor bug")
+
+    monkeypatch.setitem(runner_module.EXECUTORS, "constant-vus", broken)
+
+    async def user(vu: Any) -> None:
+        pass
+
+    out = run(user, vus=1, duration="1s")
+    assert isinstance(out.crashed, RuntimeError)
+    assert count(out) == 3
