@@ -22,7 +22,7 @@ from pytest_novaload.engine.runner import Runner, RunOutput, Snapshot
 from pytest_novaload.engine.runtime import ScenarioMix
 from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
 from pytest_novaload.metrics import MetricStore
-from pytest_novaload.reporting import markdown, terminal
+from pytest_novaload.reporting import html, markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
 from pytest_novaload.spec import LoadSpec
 from pytest_novaload.thresholds import Threshold
@@ -239,6 +239,7 @@ class NovaloadSession:
         summary = self.summary_dict()
         _atomic_write(directory / "summary.json", json.dumps(summary, indent=2, default=str))
         _atomic_write(directory / "SUMMARY.md", markdown.render(summary))
+        _atomic_write(directory / "report.html", html.render(summary, self._timeseries))
         _atomic_write(directory / "timeseries.ndjson",
                       "".join(json.dumps(line) + "\n" for line in self._timeseries))
         return directory

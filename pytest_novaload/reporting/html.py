@@ -1,0 +1,453 @@
+"""report.html: one self-contained page per run (inline CSS and SVG charts, no scripts).
+
+For people used to k6's web dashboard or Locust's HTML report. Everything taken from the data
+(test names, error texts, check names, tags) is user data and goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
+from typing import Any
+
+__all__ = ["line_chart", "render"]
+
+Points = Sequence[tuple[float, float]]
+
+CHART_W, CHART_H = 460, 210
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 56, 12, 40, 26
+COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed")
+BYTE_COUNTERS = ("data_sent", "data_received")
+OUTCOME_CLASS = {"passed": "ok", "failed": "bad", "error": "bad", "interrupted": "warn",
+                 "skipped": "warn"}
+# Keys of a test's dict shown in sections of their own; any other key is listed under "details".
+_KNOWN = frozenset({"nodeid", "outcome", "started", "finished", "duration_s", "executor",
+                    "shards", "metrics", "thresholds", "checks", "errors", "generator",
+                    "aborted", "warnings"})
+_AGG = re.compile(r"^\s*([a-z]+(?:\(\s*[\d.]+\s*\))?)")
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2937;
+ margin:0 auto;max-width:1100px;padding:16px 24px}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:0 0 6px;word-break:break-all}
+h3{font-size:15px;margin:18px 0 6px}
+section{border-top:2px solid #e5e7eb;margin-top:28px;padding-top:14px}
+table{border-collapse:collapse;margin:4px 0 8px}
+th,td{border-bottom:1px solid #e5e7eb;padding:3px 10px;text-align:left;vertical-align:top}
+th{background:#f3f4f6;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+pre{background:#f9fafb;padding:8px;overflow:auto;max-height:300px}
+.ok{color:#047857;font-weight:600}.bad{color:#b91c1c;font-weight:600}
+.warn{color:#b45309;font-weight:600}.muted{color:#6b7280}
+.badge{display:inline-block;padding:0 8px;border-radius:9px;color:#fff;font-size:13px}
+.badge.ok{background:#059669}.badge.bad{background:#dc2626}.badge.warn{background:#d97706}
+.charts{display:flex;flex-wrap:wrap;gap:10px}
+.charts svg{border:1px solid #e5e7eb;background:#fff}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:6px 0}
+dt{color:#6b7280}dd{margin:0}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(v: float) -> str:
+    """A compact number: 4 significant digits, no exponent for everyday magnitudes."""
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}".rstrip("0").rstrip(".")
+    if a >= 1:
+        return f"{v:.2f}".rstrip("0").rstrip(".")
+    return f"{v:.3g}"
+
+
+def _f(v: Any) -> float | None:
+    """``v`` as a finite float, or None (missing, null, NaN, not a number)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    x = float(v)
+    return x if math.isfinite(x) else None
+
+
+def _ms(v: Any) -> str:
+    x = _f(v)
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - the loop returns at GB
+
+
+# -- charts --------------------------------------------------------------------------------------
+
+def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "") -> str:
+    """An inline SVG line chart: one polyline per named series of (x, y) points, axes with
+    min/max labels, a title and a legend giving each series' min and max.
+
+    The y axis starts at 0 (or below it, for negative data). Points that are not finite are
+    dropped; an empty chart says "no data"; a single point is drawn as a dot.
+    """
+    clean = {name: [(float(x), float(y)) for x, y in pts
+                    if math.isfinite(x) and math.isfinite(y)]
+             for name, pts in series.items()}
+    w, h = CHART_W, CHART_H
+    x0, x1, y0, y1 = _PAD_L, w - _PAD_R, _PAD_T, h - _PAD_B
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}">',
+           f'<text x="8" y="16" font-size="13" font-weight="600">{esc(title)}</text>']
+    every = [p for pts in clean.values() for p in pts]
+    if not every:
+        out.append(f'<text x="{w / 2:.0f}" y="{h / 2:.0f}" text-anchor="middle" '
+                   'fill="#9ca3af">no data</text></svg>')
+        return "".join(out)
+    xmin, xmax = min(p[0] for p in every), max(p[0] for p in every)
+    ymin, ymax = min(0.0, *(p[1] for p in every)), max(p[1] for p in every)
+    if ymax <= ymin:
+        ymax = ymin + 1.0
+    xspan = xmax - xmin
+
+    def sx(x: float) -> float:
+        return (x0 + x1) / 2 if xspan == 0 else x0 + (x - xmin) / xspan * (x1 - x0)
+
+    def sy(y: float) -> float:
+        return y1 - (y - ymin) / (ymax - ymin) * (y1 - y0)
+
+    suffix = f" {unit}" if unit else ""
+    out += [f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#9ca3af"/>',
+            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#9ca3af"/>',
+            f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#f3f4f6"/>',
+            f'<text x="{x0 - 4}" y="{y0 + 4}" text-anchor="end" font-size="11">'
+            f'{esc(_num(ymax))}</text>',
+            f'<text x="{x0 - 4}" y="{y1}" text-anchor="end" font-size="11">'
+            f'{esc(_num(ymin))}</text>',
+            f'<text x="{x0}" y="{y1 + 16}" font-size="11">{esc(_num(xmin))} s</text>',
+            f'<text x="{x1}" y="{y1 + 16}" text-anchor="end" font-size="11">'
+            f'{esc(_num(xmax))} s</text>']
+    legend: list[str] = []
+    for i, (name, pts) in enumerate(clean.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        if pts:
+            lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
+            label = f"{name} (min {_num(lo)}, max {_num(hi)}{suffix})"
+            coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in
+                              _thin([(sx(x), sy(y)) for x, y in sorted(pts)]))
+            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" '
+                       f'points="{coords}"/>')
+            if len(pts) == 1:
+                x, y = pts[0]
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>')
+        else:
+            label = f"{name} (no data)"
+        gap = ' dx="12"' if legend else ""
+        legend.append(f'<tspan{gap} fill="{colour}">{esc(label)}</tspan>')
+    # tspans flow one after the other, so labels never overlap whatever their length
+    out.append(f'<text x="8" y="32" font-size="11">{"".join(legend)}</text></svg>')
+    return "".join(out)
+
+
+def _thin(coords: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """At most the lowest and highest point per pixel column, in order: an hour-long run
+    stays a few kB per line and keeps its spikes."""
+    if len(coords) <= 2 * (CHART_W - _PAD_L - _PAD_R):
+        return coords
+    out: list[tuple[float, float]] = []
+    for _, group in groupby(coords, key=lambda c: int(c[0])):
+        column = list(group)
+        lo, hi = min(column, key=lambda c: c[1]), max(column, key=lambda c: c[1])
+        out += sorted({lo, hi})
+    return out
+
+
+def _by_metric(lines: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[str, Any]]]:
+    """metric key -> unix second -> line (a later line for the same second replaces it)."""
+    out: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for line in lines:
+        t = _f(line.get("t"))
+        if t is None:
+            continue
+        out.setdefault(str(line.get("metric", "")), {})[int(t)] = line
+    return out
+
+
+def _points(rows: Mapping[int, Mapping[str, Any]], field: str,
+            t0: int) -> list[tuple[float, float]]:
+    pts = []
+    for t in sorted(rows):
+        y = _f(rows[t].get(field))
+        if y is not None:
+            pts.append((float(t - t0), y))
+    return pts
+
+
+def _charts(lines: Sequence[Mapping[str, Any]]) -> str:
+    by = _by_metric(lines)
+    t0 = min((t for rows in by.values() for t in rows), default=0)
+    empty: dict[int, Mapping[str, Any]] = {}
+    charts = []
+    if "http_reqs" in by:
+        charts.append(line_chart("Requests per second",
+                                 {"requests/s": _points(by["http_reqs"], "rate", t0)}))
+    else:
+        charts.append(line_chart("Iterations per second",
+                                 {"iterations/s": _points(by.get("iterations", empty), "rate",
+                                                          t0)}))
+    dur = "http_req_duration" if "http_req_duration" in by else "iteration_duration"
+    rows = by.get(dur, empty)
+    charts.append(line_chart(f"{dur} (ms)", {"p95": _points(rows, "p(95)", t0),
+                                             "avg": _points(rows, "avg", t0)}, unit="ms"))
+    errors: dict[str, Points] = {}
+    if "http_req_duration" in by:
+        errors["HTTP errors"] = _points(by["http_req_duration"], "errors", t0)
+    errors["failed iterations"] = _points(by.get("iteration_failed", empty), "passes", t0)
+    charts.append(line_chart("Errors per second", errors))
+    charts.append(line_chart("Active VUs", {"vus": _points(by.get("vus", empty), "value", t0)}))
+    return '<div class="charts">' + "".join(charts) + "</div>"
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()) -> str:
+    """A table from already-escaped cells; columns in ``numeric`` are right-aligned."""
+    def cell(tag: str, i: int, text: str) -> str:
+        cls = ' class="n"' if i in numeric else ""
+        return f"<{tag}{cls}>{text}</{tag}>"
+
+    out = ["<table><thead><tr>", *(cell("th", i, h) for i, h in enumerate(head)),
+           "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _outcome(outcome: Any) -> str:
+    cls = OUTCOME_CLASS.get(str(outcome), "warn")
+    return f'<span class="badge {cls}">{esc(outcome)}</span>'
+
+
+def _stages(executor: Mapping[str, Any]) -> str:
+    """"1s → 8, 1s → 8, 1s → 0" from k6-style stages (lists, tuples or dicts)."""
+    parts = []
+    for st in executor.get("stages") or ():
+        if isinstance(st, Mapping):
+            parts.append(f"{st.get('duration')} → {st.get('target')}")
+        elif isinstance(st, list | tuple) and len(st) == 2:
+            parts.append(f"{st[0]} → {st[1]}")
+        else:
+            parts.append(str(st))
+    return ", ".join(parts)
+
+
+def _observed(th: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """The observed value with its unit, judged as the threshold evaluator does: trends are
+    milliseconds (except count), a counter's rate is per second, a rate metric a fraction."""
+    v = _f(th.get("observed"))
+    if v is None:
+        return "n/a"
+    kind = (metrics.get(str(th.get("metric"))) or {}).get("type", "")
+    m = _AGG.match(str(th.get("expression", "")))
+    agg = m.group(1) if m else ""
+    if kind == "trend" and agg != "count":
+        return f"{v:.1f} ms"
+    if kind == "counter" and agg == "rate":
+        return f"{_num(v)}/s"
+    if kind == "rate":
+        return f"{_num(v)} ({v * 100:.2f}%)"
+    return _num(v)
+
+
+def _thresholds(t: Mapping[str, Any]) -> str:
+    ths = t.get("thresholds") or []
+    if not ths:
+        return ""
+    metrics = t.get("metrics") or {}
+    rows = []
+    for th in ths:
+        ok = bool(th.get("ok"))
+        res = '<span class="ok">ok</span>' if ok else '<span class="bad">FAILED</span>'
+        extra = " (abort on fail)" if th.get("abort_on_fail") else ""
+        rows.append([f"<code>{esc(th.get('metric', ''))}</code>",
+                     f"<code>{esc(th.get('expression', ''))}</code>{esc(extra)}",
+                     esc(_observed(th, metrics)), res, esc(th.get("reason") or "")])
+    return "<h3>Thresholds</h3>" + _table(
+        ["metric", "expression", "observed", "result", "reason"], rows, numeric=[2])
+
+
+def _sorted_keys(metrics: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:
+    keys = [k for k, v in metrics.items() if isinstance(v, Mapping) and v.get("type") in kinds]
+    return sorted(keys, key=lambda k: (k.split("{", 1)[0], "{" in k, k))
+
+
+def _trends(metrics: Mapping[str, Any]) -> str:
+    rows = []
+    for k in _sorted_keys(metrics, ("trend",)):
+        m = metrics[k]
+        if not m.get("count"):
+            continue
+        rows.append([f"<code>{esc(k)}</code>", esc(m.get("count")),
+                     *(esc(_ms(m.get(f))) for f in ("avg", "med", "p(95)", "p(99)", "max"))])
+    if not rows:
+        return ""
+    return "<h3>Trends (ms)</h3>" + _table(
+        ["metric", "count", "avg", "med", "p95", "p99", "max"], rows, numeric=range(1, 7))
+
+
+def _others(metrics: Mapping[str, Any]) -> str:
+    rows = []
+    for k in _sorted_keys(metrics, ("counter", "rate", "gauge")):
+        m = metrics[k]
+        kind = m["type"]
+        if kind == "counter":
+            count, rate = _f(m.get("count")) or 0.0, _f(m.get("rate")) or 0.0
+            if k.split("{", 1)[0] in BYTE_COUNTERS:
+                value, per = _bytes(count), f"{_bytes(rate)}/s"
+            else:
+                value, per = _num(count), f"{_num(rate)}/s"
+        elif kind == "rate":
+            passes, fails = m.get("passes", 0), m.get("fails", 0)
+            value = f"{(_f(m.get('rate')) or 0.0) * 100:.2f}%"
+            per = f"{passes} true, {fails} false"
+        else:
+            value = _num(_f(m.get("value")) or 0.0)
+            per = f"min {_num(_f(m.get('min')) or 0.0)}, max {_num(_f(m.get('max')) or 0.0)}"
+        rows.append([f"<code>{esc(k)}</code>", esc(kind), esc(value), esc(per)])
+    if not rows:
+        return ""
+    return "<h3>Counters, rates and gauges</h3>" + _table(
+        ["metric", "type", "value", ""], rows, numeric=[2])
+
+
+def _checks(t: Mapping[str, Any]) -> str:
+    checks = t.get("checks") or {}
+    if not checks:
+        return ""
+    rows = []
+    for name, c in checks.items():
+        passes, fails = int(c.get("passes", 0)), int(c.get("fails", 0))
+        total = passes + fails
+        pct = 100.0 * passes / total if total else 0.0
+        mark = '<span class="ok">✓</span>' if fails == 0 else '<span class="bad">✗</span>'
+        rows.append([mark, esc(name), f"{pct:.2f}%", str(passes), str(fails)])
+    return "<h3>Checks</h3>" + _table(["", "check", "passed", "passes", "fails"], rows,
+                                      numeric=[2, 3, 4])
+
+
+def _errors(t: Mapping[str, Any]) -> str:
+    errors = t.get("errors") or []
+    if not errors:
+        return ""
+    rows = []
+    for e in errors:
+        example = str(e.get("example") or "")
+        first = example.splitlines()[0][:300] if example else ""
+        cell = f"<code>{esc(first)}</code>"
+        if e.get("traceback"):
+            cell += f"<details><summary>traceback</summary><pre>{esc(e['traceback'])}</pre>" \
+                    "</details>"
+        rows.append([esc(e.get("type", "")), esc(e.get("count", "")), cell])
+    return "<h3>Errors</h3>" + _table(["type", "count", "example"], rows, numeric=[1])
+
+
+def _generator(t: Mapping[str, Any]) -> str:
+    g = t.get("generator") or {}
+    if not g:
+        return ""
+    verdict = str(g.get("verdict", ""))
+    cls = "ok" if verdict == "ok" else "warn"
+    cpu = _f(g.get("cpu"))
+    facts = [f"loop {g.get('loop', '?')}", f"Python {g.get('python', '?')}",
+             f"CPU {cpu * 100:.0f}%" if cpu is not None else "CPU ?",
+             f"event-loop lag p99 {g.get('loop_lag_p99_ms')} ms, max {g.get('loop_lag_max_ms')} ms",
+             f"GC pause max {g.get('gc_pause_max_ms')} ms, total {g.get('gc_pause_total_ms')} ms"]
+    return (f'<h3>Generator health</h3><p><span class="{cls}">{esc(verdict)}</span><br>'
+            f'<span class="muted">{esc("; ".join(facts))}</span></p>')
+
+
+def _header(t: Mapping[str, Any]) -> str:
+    ex = t.get("executor") or {}
+    items = [("executor", esc(ex.get("type", "?")))]
+    if ex.get("stages"):
+        items.append(("stages", esc(_stages(ex))))
+    rest = ", ".join(f"{k}={v}" for k, v in ex.items() if k not in ("type", "stages"))
+    if rest:
+        items.append(("options", esc(rest)))
+    items += [("shards", esc(t.get("shards", 1))),
+              ("duration", esc(f"{_f(t.get('duration_s')) or 0.0:.1f} s")),
+              ("started", esc(t.get("started", ""))), ("finished", esc(t.get("finished", "")))]
+    if t.get("aborted"):
+        items.append(("aborted", f'<span class="bad">{esc(t["aborted"])}</span>'))
+    for w in t.get("warnings") or ():
+        items.append(("warning", f'<span class="warn">{esc(w)}</span>'))
+    for k in sorted(set(t) - _KNOWN):
+        items.append((esc(k), f"<code>{esc(t[k])}</code>"))
+    return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def _test_section(i: int, t: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> str:
+    metrics = t.get("metrics") or {}
+    return "".join([
+        f'<section id="test-{i}"><h2>{esc(t.get("nodeid", "?"))} {_outcome(t.get("outcome"))}'
+        "</h2>", _header(t), _thresholds(t), "<h3>Over time</h3>", _charts(lines),
+        _trends(metrics), _others(metrics), _checks(t), _errors(t), _generator(t), "</section>"])
+
+
+def _overview(tests: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for i, t in enumerate(tests):
+        m = t.get("metrics") or {}
+        ths = t.get("thresholds") or []
+        ok = sum(1 for x in ths if x.get("ok"))
+        th_cell = f"{ok}/{len(ths)}" if ths else "—"
+        if ths and ok < len(ths):
+            th_cell = f'<span class="bad">{th_cell}</span>'
+        reqs = m.get("http_reqs") or m.get("iterations") or {}
+        dur = m.get("http_req_duration") or m.get("iteration_duration") or {}
+        failed = m.get("http_req_failed") or m.get("iteration_failed") or {}
+        rate = _f(failed.get("rate"))
+        rows.append([f'<a href="#test-{i}">{esc(t.get("nodeid", "?"))}</a>',
+                     _outcome(t.get("outcome")), esc((t.get("executor") or {}).get("type", "")),
+                     esc(t.get("shards", 1)), esc(f"{_f(t.get('duration_s')) or 0.0:.1f} s"),
+                     th_cell, esc(_num(_f(reqs.get("rate")) or 0.0)),
+                     esc(_ms(dur.get("p(95)"))), "—" if rate is None else f"{rate * 100:.2f}%"])
+    return _table(["test", "outcome", "executor", "shards", "duration", "thresholds ok",
+                   "req (or iter)/s", "p95 ms", "failed"], rows, numeric=[3, 4, 6, 7, 8])
+
+
+def render(summary: Mapping[str, Any], timeseries: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The whole page for one run: ``summary`` is summary.json's object, ``timeseries`` its
+    per-second lines (any order, any tests)."""
+    tests: list[Mapping[str, Any]] = list(summary.get("tests") or [])
+    per_test: dict[str, list[Mapping[str, Any]]] = {}
+    for line in timeseries:
+        per_test.setdefault(str(line.get("test", "")), []).append(line)
+    machine = summary.get("machine") or {}
+    opts = summary.get("options") or {}
+    targets = summary.get("targets") or {}
+    started = summary.get("started", "")
+    meta = [f"started {started}, finished {summary.get('finished', '')}",
+            f"machine {machine.get('hostname', '?')} ({machine.get('cpus', '?')} CPUs, "
+            f"Python {machine.get('python', '?')})",
+            f"scale {opts.get('load_scale')}, duration scale {opts.get('load_duration_scale')}"]
+    if targets:
+        meta.append("targets " + ", ".join(f"{k}={v}" for k, v in targets.items()))
+    body = [f"<h1>Load test results — {esc(started)}</h1>",
+            f'<p class="muted">{"<br>".join(esc(m) for m in meta)}</p>', _overview(tests)]
+    for i, t in enumerate(tests):
+        body.append(_test_section(i, t, per_test.get(str(t.get("nodeid", "")), [])))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Load test results — {esc(started)}</title><style>{STYLE}</style></head>"
+            "<body>" + "\n".join(body) + "</body></html>\n")
