@@ -319,6 +319,8 @@ def _others(metrics: Mapping[str, Any]) -> str:
                 value, per = _num(count), f"{_num(rate)}/s"
         elif kind == "rate":
             passes, fails = m.get("passes", 0), m.get("fails", 0)
+            if not passes and not fails:
+                continue  # declared but never added to (e.g. checks in a test without any)
             value = f"{(_f(m.get('rate')) or 0.0) * 100:.2f}%"
             per = f"{passes} true, {fails} false"
         else:

@@ -102,7 +102,8 @@ def no_http_test() -> dict[str, Any]:
         "metrics": {"iteration_duration": trend(47.9, 50.5, 42),
                     "iteration_failed": {"type": "rate", "rate": 0.05, "passes": 2, "fails": 40},
                     "iterations": {"type": "counter", "count": 42, "rate": 40.2},
-                    "work_ms": trend(3.0, 3.0, 42)},
+                    "work_ms": trend(3.0, 3.0, 42),
+                    "checks": {"type": "rate", "rate": 0.0, "passes": 0, "fails": 0}},
         "thresholds": [], "checks": {}, "errors": [], "generator": {},
     }
 
@@ -191,12 +192,14 @@ def test_user_data_is_escaped_everywhere() -> None:
 
 
 def test_empty_timeseries_and_no_http_metrics_render() -> None:
-    p = parse(html.render(summary(no_http_test()), []))
+    page = html.render(summary(no_http_test()), [])
+    p = parse(page)
     assert svgs(p) == ["Iterations per second", "iteration_duration (ms)",
                        "Errors per second", "Active VUs"]
     assert not [t for t, _ in p.tags if t == "polyline"]
     assert "".join(p.text).count("no data") == 4
     assert "Requests per second" not in "".join(p.text)
+    assert ">checks<" not in page  # a rate never added to is left out, not shown as 0.00%
 
 
 def test_a_run_without_tests_or_fields_still_renders() -> None:
