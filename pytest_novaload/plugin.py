@@ -251,6 +251,14 @@ def pytest_runtest_makereport(item: pytest.Item,
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Targets are set by now (a conftest may start them in pytest_sessionstart)."""
+    s = session.config.stash.get(session_key, None)
+    if s is not None:
+        s.note_targets()
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)

@@ -89,6 +89,7 @@ class NovaloadSession:
         self.started = time.time()
         self._run_dir: Path | None = None
         self._timeseries: list[dict[str, Any]] = []
+        self.targets: dict[str, str] = {}
 
     # -- running ------------------------------------------------------------------------------
     def run_load(self, nodeid: str, spec: LoadSpec, scenario: Any,
@@ -105,6 +106,7 @@ class NovaloadSession:
         if self.shard is not None:
             rank, world = self.shard.begin(nodeid)
         env = {k: os.environ[k] for k in TARGET_ENV if k in os.environ}
+        self.note_targets()
         progress = self._progress_printer(nodeid) if self.shard is None else None
         runner = Runner(plan, scenario, env=env, client_options=dict(spec.client_options),
                         thresholds=spec.thresholds, rank=rank, world=world, store=store,
@@ -164,6 +166,12 @@ class NovaloadSession:
         if res is not None and res.outcome != "interrupted" and res.outcome != outcome:
             res.outcome = outcome
             self.write_artifacts()
+
+    def note_targets(self) -> None:
+        """Keep what the run aims at now: a fixture may restore the environment before the
+        last artifacts are written."""
+        self.targets.update({k: os.environ[k] for k in TARGET_ENV
+                             if k in os.environ and k != "API_TOKEN"})
 
     # -- progress -----------------------------------------------------------------------------
     def _progress_printer(self, nodeid: str) -> Callable[[Snapshot], None] | None:
@@ -225,8 +233,7 @@ class NovaloadSession:
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine_info(),
             "options": self.options.to_dict(),
-            "targets": {k: os.environ[k] for k in TARGET_ENV
-                        if k in os.environ and k != "API_TOKEN"},
+            "targets": dict(self.targets),
             "tests": [self.results[n].to_dict() for n in self.order],
         }
 
@@ -277,8 +284,9 @@ def report_properties(result: RunResult) -> list[tuple[str, object]]:
 
 def http_errors(store: MetricStore,
                 examples: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Transport errors of the protocol clients, by type (counted from their ``error`` tags;
-    the example is the first full message a client reported, when there is one)."""
+    """Failed calls of the protocol clients by type: transport errors from their ``error`` tags,
+    unexpected HTTP statuses as "HTTP <status>"; the example is the first full message a client
+    reported (for a status, the start of the response body), when there is one."""
     out: dict[str, dict[str, Any]] = {}
     for metric in ("http_reqs", "ws_failed", "db_query_failed"):
         if metric not in store:
@@ -286,6 +294,8 @@ def http_errors(store: MetricStore,
         for tags, sink in store.series(metric).items():
             d = dict(tags)
             err = d.get("error")
+            if not err and metric == "http_reqs" and d.get("expected_response") == "false":
+                err = f"HTTP {d.get('status', '?')}"   # an unexpected status, by code
             if not err:
                 continue
             n = int(sink.value("count")) if sink.kind == "counter" else int(

@@ -611,6 +611,8 @@ class HttpClient:
             conn.close()
         ok = 200 <= status < 400 if expected is None else self._matches(status, expected)
         self._measure(method, name, status, ok, None, elapsed, len(request), conn.received)
+        if not ok and self._on_error is not None:
+            self._unexpected(method, url, status, content)
         return response
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, target: _Target,
@@ -671,9 +673,19 @@ class HttpClient:
         status = raw.status_code
         ok = 200 <= status < 400 if expected is None else self._matches(status, expected)
         self._measure(method, name, status, ok, None, elapsed, sent, received)
+        if not ok and self._on_error is not None:
+            self._unexpected(method, url, status, raw.content)
         return response
 
     # -- measuring ------------------------------------------------------------------------
+    def _unexpected(self, method: str, url: str, status: int, content: bytes) -> None:
+        """An unexpected status: report an example with the start of the body (the reason a
+        server gives, e.g. a 422's validation message) under the type "HTTP <status>"."""
+        assert self._on_error is not None
+        text = content[:300].decode("utf-8", "replace").strip()
+        with contextlib.suppress(Exception):
+            self._on_error(f"HTTP {status}", f"{method} {url} -> {status} {text}".rstrip())
+
     def _failed(self, method: str, url: str, name: str, failure: Failure, elapsed: float,
                 sent: int, received: int, timeout: float) -> Response:
         """A transport error: record it and return the status-0 response."""

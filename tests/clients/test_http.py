@@ -703,7 +703,10 @@ def test_transport_errors_reach_on_error_with_method_and_url(
 
     down, ok, server_error = run_async(main)
     assert (down.status_code, ok.status_code, server_error.status_code) == (0, 200, 500)
-    assert len(errors) == 1  # successes and HTTP errors are not transport errors
+    # A success reports nothing; an unexpected status is reported as "HTTP <status>".
+    assert len(errors) == 2
+    assert errors[1] == ("HTTP 500", f"GET {http_server.url}/status/500 -> 500 "
+                                     f"{server_error.text}".rstrip())
     kind, message = errors[0]
     assert kind == "ConnectError"
     assert message == f"{down.error} (GET http://127.0.0.1:{free_port}/x?a=1)"

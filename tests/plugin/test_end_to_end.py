@@ -67,6 +67,7 @@ def test_contract_example_passes_against_a_fast_target(pytester: pytest.Pytester
                                  "*http_reqs*"])
     data = summary(pytester)
     assert data["schema_version"] == 1
+    assert data["targets"] == {"API_URL": api.url}
     (test,) = data["tests"]
     assert test["nodeid"] == "test_contract_example_passes_against_a_fast_target.py::test_vm_crud"
     assert test["outcome"] == "passed"
@@ -118,7 +119,11 @@ def test_erroring_target_breaks_the_error_rate(pytester: pytest.Pytester, api: T
     """)
     result = run(pytester, api)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*http_req_failed rate<0.01 -> 1*FAILED*"])
+    result.stdout.fnmatch_lines(["*http_req_failed rate<0.01 -> 1*FAILED*",
+                                 "*HTTP 503 x*GET http://127.0.0.1:*/status/503 -> 503*"])
+    (err,) = summary(pytester)["tests"][0]["errors"]
+    assert err["type"] == "HTTP 503" and err["count"] == api.counts["/status/503"]
+    assert '"status": 503' in err["example"]       # the start of the body: the server's reason
 
 
 def test_bad_marker_is_a_collection_error_listing_every_problem(
