@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
 def _ms(v: Any) -> str:
     return f"{float(v):.2f}"
 
@@ -31,7 +39,7 @@ def render(summary: dict[str, Any]) -> str:
             out += ["| metric | threshold | observed | result |", "|---|---|---:|---|"]
             for x in t["thresholds"]:
                 obs = x.get("observed")
-                obs_s = "—" if obs is None else f"{obs:.4g}"
+                obs_s = x.get("display") or ("—" if obs is None else f"{obs:.4g}")
                 reason = f" — {x['reason']}" if x.get("reason") else ""
                 res = "ok" if x.get("ok") else f"**FAILED**{reason}"
                 out.append(f"| `{x['metric']}` | `{x['expression']}` | {obs_s} | {res} |")
@@ -53,12 +61,25 @@ def render(summary: dict[str, Any]) -> str:
             out += ["| metric | value |", "|---|---|"]
             for k in others:
                 m = metrics[k]
-                if m["type"] == "counter":
+                if m["type"] == "counter" and k in ("data_sent", "data_received"):
+                    out.append(f"| `{k}` | {_bytes(m['count'])} ({_bytes(m['rate'])}/s) |")
+                elif m["type"] == "counter":
                     out.append(f"| `{k}` | {m['count']:g} ({m['rate']:.2f}/s) |")
                 else:
-                    out.append(f"| `{k}` | {m['rate'] * 100:.2f}% ({m['passes']} true, "
-                               f"{m['fails']} false) |")
+                    total = m["passes"] + m["fails"]
+                    out.append(f"| `{k}` | {m['rate'] * 100:.2f}% ({m['passes']} out of "
+                               f"{total}) |")
             out.append("")
+        if t.get("checks"):
+            out += ["| check | passed | passes | fails |", "|---|---:|---:|---:|"]
+            for name, c in t["checks"].items():
+                total = c["passes"] + c["fails"]
+                pct = 100.0 * c["passes"] / total if total else 0.0
+                mark = "✓" if c["fails"] == 0 else "✗"
+                out.append(f"| {mark} {name} | {pct:.2f}% | {c['passes']} | {c['fails']} |")
+            out.append("")
+        if t.get("start_spread_ms") is not None:
+            out += [f"Shards: {t.get('shards')}, start spread {t['start_spread_ms']} ms.", ""]
         if t.get("errors"):
             out += ["| error | count | example |", "|---|---:|---|"]
             for e in t["errors"]:

@@ -257,7 +257,8 @@ class RunResult:
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
     d: dict[str, Any] = {"metric": o.threshold.metric, "expression": o.threshold.expression,
-                         "observed": o.observed, "ok": o.ok}
+                         "observed": o.observed, "ok": o.ok, "unit": o.unit,
+                         "display": o.format_observed()}
     if o.threshold.abort_on_fail:
         d["abort_on_fail"] = True
     if o.reason:
