@@ -21,21 +21,39 @@ def _fmt_bytes(n: float) -> str:
 
 
 def progress_line(nodeid: str, s: Snapshot) -> str:
-    """``test_x  12s/60s  vus 40/100  iters 1234  reqs 5678 (473/s)  p95 12.3ms  fail 0.0%``"""
+    """``test_x  12s/60s  vus 40/100  iters 1234  reqs 5678 (473/s)  p95 12.3ms  failed 0.0%``
+
+    The protocol part follows what the test uses: HTTP requests, database queries or
+    WebSocket messages."""
     parts = [nodeid.rsplit("::", 1)[-1], f"{s.elapsed:.0f}s/{s.planned:.0f}s",
              f"vus {s.vus}/{s.vus_max}", f"iters {s.iterations}"]
     store = s.store
-    if "http_reqs" in store:
-        n = int(store.aggregate("http_reqs").value("count"))
+    for count, label, trend, failed in PROGRESS_METRICS:
+        if count not in store:
+            continue
+        n = int(store.aggregate(count).value("count"))
+        if n == 0:
+            continue
         rate = n / s.elapsed if s.elapsed > 0 else 0.0
-        parts.append(f"reqs {n} ({rate:.0f}/s)")
-        dur = store.aggregate("http_req_duration")
-        if not dur.empty:
-            parts.append(f"p95 {dur.value('p(95)'):.1f}ms")
-        failed = store.aggregate("http_req_failed")
-        if not failed.empty:
-            parts.append(f"failed {failed.value('rate') * 100:.2f}%")
+        parts.append(f"{label} {n} ({rate:.0f}/s)")
+        if trend and trend in store:
+            dur = store.aggregate(trend)
+            if not dur.empty:
+                parts.append(f"p95 {dur.value('p(95)'):.1f}ms")
+        if failed and failed in store:
+            rate_sink = store.aggregate(failed)
+            if not rate_sink.empty:
+                parts.append(f"failed {rate_sink.value('rate') * 100:.2f}%")
+        break
     return "  ".join(parts)
+
+
+# (counter, label, latency trend, failure rate): the first one the test uses is shown.
+PROGRESS_METRICS = (
+    ("http_reqs", "reqs", "http_req_duration", "http_req_failed"),
+    ("db_queries", "queries", "db_query_duration", "db_query_failed"),
+    ("ws_msgs_received", "ws msgs", "ws_msg_latency", "ws_failed"),
+)
 
 
 def _fmt_ms(v: float) -> str:
