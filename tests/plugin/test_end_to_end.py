@@ -67,7 +67,7 @@ def test_contract_example_passes_against_a_fast_target(pytester: pytest.Pytester
                                  "*http_reqs*"])
     data = summary(pytester)
     assert data["schema_version"] == 1
-    assert data["targets"] == {"API_URL": api.url}
+    assert data["targets"]["API_URL"] == api.url
     (test,) = data["tests"]
     assert test["nodeid"] == "test_contract_example_passes_against_a_fast_target.py::test_vm_crud"
     assert test["outcome"] == "passed"
