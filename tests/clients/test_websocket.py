@@ -170,7 +170,7 @@ def test_refused_connect_raises_ws_connect_error_and_counts_failure(store: Metri
     url = f"ws://127.0.0.1:{free_port}/ws"  # nothing listens there
 
     async def main() -> None:
-        client = client_for(store, "ws://unused")
+        client = client_for(store, "ws://127.0.0.1:9/unused")
         with pytest.raises(WsConnectError, match=r"ws connect to .*/ws \(name=/ws\) failed"):
             async with client(url):
                 raise AssertionError("the body must not run")
@@ -294,35 +294,35 @@ def test_send_rejects_what_it_cannot_encode(store: MetricStore) -> None:
     assert value(store, "ws_msgs_sent", "count") == 0
 
 
-ENV = {"WS_URL": "ws://h:1/base/", "DWCP_WS_URL": "ws://d:2/dwcp/v3", "API_URL": "http://a:3"}
+ENV = {"WS_URL": "ws://127.0.0.2:1/base/", "DWCP_WS_URL": "ws://127.0.0.3:2/dwcp/v3", "API_URL": "http://127.0.0.4:3"}
 
 
 @pytest.mark.parametrize(("path", "kw", "expected"), [
-    ("/ws", {}, "ws://h:1/base/ws"),
-    ("ws", {}, "ws://h:1/base/ws"),
-    ("", {}, "ws://h:1/base/"),
-    ("wss://other:4/x?q=1", {}, "wss://other:4/x?q=1"),
-    ("/dwcp/v3/migrations/7", {}, "ws://d:2/dwcp/v3/migrations/7"),
-    ("/dwcp/v30", {}, "ws://h:1/base/dwcp/v30"),
-    ("/migrations", {"dwcp": True}, "ws://d:2/dwcp/v3/migrations"),
+    ("/ws", {}, "ws://127.0.0.2:1/base/ws"),
+    ("ws", {}, "ws://127.0.0.2:1/base/ws"),
+    ("", {}, "ws://127.0.0.2:1/base/"),
+    ("wss://127.0.0.5:4/x?q=1", {}, "wss://127.0.0.5:4/x?q=1"),
+    ("/dwcp/v3/migrations/7", {}, "ws://127.0.0.3:2/dwcp/v3/migrations/7"),
+    ("/dwcp/v30", {}, "ws://127.0.0.2:1/base/dwcp/v30"),
+    ("/migrations", {"dwcp": True}, "ws://127.0.0.3:2/dwcp/v3/migrations"),
 ])
 def test_resolve_ws_url(path: str, kw: dict[str, bool], expected: str) -> None:
     assert resolve_ws_url(path, ENV, **kw) == expected
 
 
 def test_resolve_ws_url_falls_back_to_api_url_and_explains_what_is_missing() -> None:
-    assert resolve_ws_url("/ws", {"API_URL": "https://a:3"}) == "wss://a:3/ws"
+    assert resolve_ws_url("/ws", {"API_URL": "https://127.0.0.4:3"}) == "wss://127.0.0.4:3/ws"
     with pytest.raises(ConfigError, match="WS_URL is not set"):
         resolve_ws_url("/ws", {})
     with pytest.raises(ConfigError, match="DWCP_WS_URL is not set"):
-        resolve_ws_url("/m", {"WS_URL": "ws://h"}, dwcp=True)
+        resolve_ws_url("/m", {"WS_URL": "ws://127.0.0.2"}, dwcp=True)
     with pytest.raises(ConfigError, match="expected a ws:// or wss:// URL"):
-        resolve_ws_url("http://h/ws", {})
+        resolve_ws_url("http://127.0.0.2/ws", {})
 
 
 def test_dwcp_helper_and_default_name(store: MetricStore) -> None:
     client = WsClient(ClientContext(store=store, vu_id=1, env=ENV))
-    assert client.dwcp("/status")._url == "ws://d:2/dwcp/v3/status"
+    assert client.dwcp("/status")._url == "ws://127.0.0.3:2/dwcp/v3/status"
     assert client.dwcp("/status")._name == "/dwcp/v3/status"
     assert client("/ws?token=1")._name == "/base/ws"
 
