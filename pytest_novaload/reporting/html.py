@@ -252,29 +252,19 @@ def _stages(executor: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _observed(th: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
-    """The observed value with its unit, judged as the threshold evaluator does: trends are
-    milliseconds (except count), a counter's rate is per second, a rate metric a fraction."""
+def _observed(th: Mapping[str, Any]) -> str:
+    """The observed value with its unit, as the threshold evaluator printed it."""
+    display = th.get("display")
+    if display:
+        return str(display)
     v = _f(th.get("observed"))
-    if v is None:
-        return "n/a"
-    kind = (metrics.get(str(th.get("metric"))) or {}).get("type", "")
-    m = _AGG.match(str(th.get("expression", "")))
-    agg = m.group(1) if m else ""
-    if kind == "trend" and agg != "count":
-        return f"{v:.1f} ms"
-    if kind == "counter" and agg == "rate":
-        return f"{_num(v)}/s"
-    if kind == "rate":
-        return f"{_num(v)} ({v * 100:.2f}%)"
-    return _num(v)
+    return "n/a" if v is None else _num(v)
 
 
 def _thresholds(t: Mapping[str, Any]) -> str:
     ths = t.get("thresholds") or []
     if not ths:
         return ""
-    metrics = t.get("metrics") or {}
     rows = []
     for th in ths:
         ok = bool(th.get("ok"))
@@ -282,7 +272,7 @@ def _thresholds(t: Mapping[str, Any]) -> str:
         extra = " (abort on fail)" if th.get("abort_on_fail") else ""
         rows.append([f"<code>{esc(th.get('metric', ''))}</code>",
                      f"<code>{esc(th.get('expression', ''))}</code>{esc(extra)}",
-                     esc(_observed(th, metrics)), res, esc(th.get("reason") or "")])
+                     esc(_observed(th)), res, esc(th.get("reason") or "")])
     return "<h3>Thresholds</h3>" + _table(
         ["metric", "expression", "observed", "result", "reason"], rows, numeric=[2])
 

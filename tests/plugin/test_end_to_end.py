@@ -85,6 +85,9 @@ def test_contract_example_passes_against_a_fast_target(pytester: pytest.Pytester
     assert m["vus"]["max"] == 5
     assert {t["expression"] for t in test["thresholds"]} >= {"p(95)<500", "rate<0.01"}
     assert all(t["ok"] for t in test["thresholds"])
+    assert test["thresholds"][0]["display"].endswith(" ms")
+    assert "p(95)&lt;500" in (next((pytester.path / "results").iterdir()) / "report.html"
+                              ).read_text()
     assert test["checks"]["status is 2xx"]["fails"] == 0
     run_dir = next((pytester.path / "results").iterdir())
     assert (run_dir / "SUMMARY.md").read_text().startswith("# Load test results")
