@@ -175,29 +175,35 @@ class NovaloadSession:
 
     # -- progress -----------------------------------------------------------------------------
     def _progress_printer(self, nodeid: str) -> Callable[[Snapshot], None] | None:
+        """Live progress: on a TTY one line rewritten in place, otherwise a line every 10 s.
+        It starts below pytest's own line for the test and is left in place when the run ends,
+        so pytest's result marker is never overwritten."""
         mode = self.options.progress
-        if self.write is None or mode == "off":
+        write = self.write
+        if write is None or mode == "off":
             return None
         tty = self.isatty if mode == "auto" else mode == "tty"
-        last = [0.0]
+        state = {"last": -10.0, "shown": False}
 
         def show(s: Snapshot) -> None:
             line = terminal.progress_line(nodeid, s)
+            lead = "" if state["shown"] else "\n"
             if tty:
-                assert self.write is not None
-                self.write("\r" + line[:150].ljust(150))
-            elif s.elapsed - last[0] >= 10.0:
-                last[0] = s.elapsed
-                assert self.write is not None
-                self.write(line + "\n")
+                write(lead + "\r" + line[:150].ljust(150))
+                state["shown"] = True
+            elif s.elapsed - float(state["last"]) >= 10.0:
+                state["last"] = s.elapsed
+                write(lead + line + "\n")
+                state["shown"] = True
 
-        self._progress_tty = tty
+        self._progress_state = (tty, state)
         return show
 
     def _end_progress(self) -> None:
-        if self.write is not None and getattr(self, "_progress_tty", False):
-            self.write("\r" + " " * 150 + "\r")
-        self._progress_tty = False
+        tty, state = getattr(self, "_progress_state", (False, {"shown": False}))
+        if self.write is not None and tty and state["shown"]:
+            self.write("\n")
+        self._progress_state = (False, {"shown": False})
 
     # -- artifacts ------------------------------------------------------------------------------
     @property
