@@ -90,6 +90,7 @@ class NovaloadSession:
         self._run_dir: Path | None = None
         self._timeseries: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}
+        self._progress_state: tuple[bool, dict[str, Any]] = (False, {"shown": False})
 
     # -- running ------------------------------------------------------------------------------
     def run_load(self, nodeid: str, spec: LoadSpec, scenario: Any,
@@ -140,12 +141,11 @@ class NovaloadSession:
         return result
 
     def _result(self, nodeid: str, spec: LoadSpec, executor: dict[str, Any],
-                output: RunOutput, *, shards: int, record: bool = True,
+                output: RunOutput, *, shards: int,
                 extra: dict[str, Any] | None = None) -> RunResult:
         result = build_result(nodeid, spec.thresholds, executor, output, shards=shards,
                               extra=extra)
-        if record:
-            self.record(result, output.timeseries)
+        self.record(result, output.timeseries)
         return result
 
     def record(self, result: RunResult, timeseries: list[dict[str, Any]]) -> None:
@@ -200,7 +200,7 @@ class NovaloadSession:
         return show
 
     def _end_progress(self) -> None:
-        tty, state = getattr(self, "_progress_state", (False, {"shown": False}))
+        tty, state = self._progress_state
         if self.write is not None and tty and state["shown"]:
             self.write("\n")
         self._progress_state = (False, {"shown": False})

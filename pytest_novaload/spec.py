@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_novaload.engine.stages import Ramp, Stage, parse_stages
+from pytest_novaload.engine.stages import Ramp, Stage, parse_stages, share
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.thresholds import Threshold, parse_thresholds
 from pytest_novaload.units import format_duration, parse_duration
@@ -94,7 +94,6 @@ class ExecutorPlan:
         """This shard's part: VUs split with remainders, rates split exactly, per k6 totals."""
         if world <= 1:
             return self
-        from pytest_novaload.engine.stages import share
 
         def part(n: int) -> int:
             return share(n, rank, world)

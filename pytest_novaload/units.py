@@ -79,3 +79,12 @@ def _trim(x: float, decimals: int) -> str:
     """``x`` with at most ``decimals`` decimals and no trailing zeros ("1.5", "30")."""
     text = f"{x:.{decimals}f}".rstrip("0").rstrip(".")
     return text or "0"
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people: ``"512 B"``, ``"7.8 MB"`` (decimal units, as k6 prints them)."""
+    for unit in ("B", "kB", "MB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

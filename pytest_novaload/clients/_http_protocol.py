@@ -108,11 +108,7 @@ class PyResponseParser:
             elif state == _LENGTH:
                 if not buf:
                     return
-                n = min(len(buf), self._remaining)
-                self._on_body(bytes(buf[:n]))
-                del buf[:n]
-                self._remaining -= n
-                if self._remaining == 0:
+                if self._take_body(buf):
                     self._complete()
             elif state == _CHUNK_SIZE:
                 end = buf.find(b"\r\n")
@@ -133,11 +129,7 @@ class PyResponseParser:
             elif state == _CHUNK_DATA:
                 if not buf:
                     return
-                n = min(len(buf), self._remaining)
-                self._on_body(bytes(buf[:n]))
-                del buf[:n]
-                self._remaining -= n
-                if self._remaining == 0:
+                if self._take_body(buf):
                     self._state = _CHUNK_END
             elif state == _CHUNK_END:
                 if len(buf) < 2:
@@ -158,6 +150,14 @@ class PyResponseParser:
                     self._on_body(bytes(buf))
                     buf.clear()
                 return
+
+    def _take_body(self, buf: bytearray) -> bool:
+        """Pass up to ``_remaining`` body bytes on; True when the body (or chunk) is complete."""
+        n = min(len(buf), self._remaining)
+        self._on_body(bytes(buf[:n]))
+        del buf[:n]
+        self._remaining -= n
+        return self._remaining == 0
 
     def _parse_head(self, head: bytes) -> None:
         first, _, fields = head.partition(b"\r\n")

@@ -97,6 +97,7 @@ class Runner:
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
         self._wall_start = time.time()
+        self._t_start = time.perf_counter()
         self._window_start: float | None = None
         self._lines: list[dict[str, Any]] = []
 
@@ -200,7 +201,7 @@ class Runner:
     def snapshot(self) -> Snapshot:
         its = self.store.aggregate("iterations")
         now = time.perf_counter()
-        return Snapshot(elapsed=now - getattr(self, "_t_start", now),
+        return Snapshot(elapsed=now - self._t_start,
                         planned=self.plan.planned_duration(), vus=self.rt.active,
                         vus_max=self.rt.allocated, iterations=int(its.value("count")),
                         store=self.store)

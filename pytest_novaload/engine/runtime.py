@@ -73,7 +73,7 @@ class ErrorLog:
 
     def to_list(self) -> list[dict[str, Any]]:
         """Scenario errors by count; transport examples follow, marked ``"transport": True``."""
-        out = [e.to_dict() for e in sorted(self.by_type.values(), key=lambda e: -e.count)]
+        out = self.scenario_errors()
         out += [{"type": k, "count": 0, "example": v, "transport": True}
                 for k, v in self.transport.items()]
         return out

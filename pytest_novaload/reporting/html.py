@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
+from pytest_novaload.units import format_bytes
+
 __all__ = ["line_chart", "render"]
 
 Points = Sequence[tuple[float, float]]
@@ -82,14 +84,6 @@ def _f(v: Any) -> float | None:
 def _ms(v: Any) -> str:
     x = _f(v)
     return "—" if x is None else f"{x:.2f}"
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover - the loop returns at GB
 
 
 # -- charts --------------------------------------------------------------------------------------
@@ -304,7 +298,7 @@ def _others(metrics: Mapping[str, Any]) -> str:
         if kind == "counter":
             count, rate = _f(m.get("count")) or 0.0, _f(m.get("rate")) or 0.0
             if k.split("{", 1)[0] in BYTE_COUNTERS:
-                value, per = _bytes(count), f"{_bytes(rate)}/s"
+                value, per = format_bytes(count), f"{format_bytes(rate)}/s"
             else:
                 value, per = _num(count), f"{_num(rate)}/s"
         elif kind == "rate":

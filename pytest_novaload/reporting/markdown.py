@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+from pytest_novaload.units import format_bytes
 
 
 def _ms(v: Any) -> str:
@@ -62,7 +56,8 @@ def render(summary: dict[str, Any]) -> str:
             for k in others:
                 m = metrics[k]
                 if m["type"] == "counter" and k in ("data_sent", "data_received"):
-                    out.append(f"| `{k}` | {_bytes(m['count'])} ({_bytes(m['rate'])}/s) |")
+                    total, rate = format_bytes(m["count"]), format_bytes(m["rate"])
+                    out.append(f"| `{k}` | {total} ({rate}/s) |")
                 elif m["type"] == "counter":
                     out.append(f"| `{k}` | {m['count']:g} ({m['rate']:.2f}/s) |")
                 else:

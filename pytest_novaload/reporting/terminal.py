@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.units import format_bytes
+
 if TYPE_CHECKING:
     from pytest_novaload.engine.runner import Snapshot
     from pytest_novaload.reporting.model import RunResult
 
 WIDTH = 34
 BYTE_COUNTERS = ("data_sent", "data_received")
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def progress_line(nodeid: str, s: Snapshot) -> str:
@@ -72,7 +66,7 @@ def _metric_line(name: str, st: dict[str, Any]) -> str:
         body = " ".join(f"{f}={_fmt_ms(float(st[f]))}" for f in fields if f in st)
         return f"{label} {body}  count={st.get('count', 0)}"
     if kind == "counter" and name.split("{", 1)[0] in BYTE_COUNTERS:
-        return f"{label} {_fmt_bytes(st['count'])}  {_fmt_bytes(st['rate'])}/s"
+        return f"{label} {format_bytes(st['count'])}  {format_bytes(st['rate'])}/s"
     if kind == "counter":
         return f"{label} {st['count']:g}  {st['rate']:.2f}/s"
     if kind == "rate":
