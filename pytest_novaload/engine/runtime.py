@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import Counter, MetricStore, Rate, Trend, make_tags
+from pytest_novaload.metrics.builtins import define_builtins
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.postgres import DbPool
@@ -167,11 +168,9 @@ class RunContext:
 
     def __post_init__(self) -> None:
         s = self.store
-        for name, kind in (("iterations", "counter"), ("iteration_duration", "trend"),
-                           ("iteration_failed", "rate"), ("checks", "rate")):
-            s.define(name, kind)
-        self._vus_gauge = s.gauge("vus", combine="sum")
-        self._vus_max_gauge = s.gauge("vus_max", combine="sum")
+        define_builtins(s, "run")
+        self._vus_gauge = s.gauge("vus")
+        self._vus_max_gauge = s.gauge("vus_max")
         self._vus_gauge.set(0)
 
     def new_vu(self) -> VU:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pytest_novaload.metrics.builtins import (
+    BUILTINS,
+    SUM_GAUGES,
+    BuiltinMetric,
+    defined_by,
+    is_builtin,
+)
 from pytest_novaload.metrics.digest import Digest
 from pytest_novaload.metrics.sinks import (
     KIND_AGGREGATIONS,
@@ -16,7 +23,6 @@ from pytest_novaload.metrics.sinks import (
     sink_from_dict,
 )
 from pytest_novaload.metrics.store import (
-    SUM_GAUGES,
     MetricStore,
     Tags,
     make_tags,
@@ -25,9 +31,11 @@ from pytest_novaload.metrics.store import (
 )
 
 __all__ = [
+    "BUILTINS",
     "KINDS",
     "KIND_AGGREGATIONS",
     "SUM_GAUGES",
+    "BuiltinMetric",
     "Counter",
     "Digest",
     "Gauge",
@@ -36,7 +44,9 @@ __all__ = [
     "Sink",
     "Tags",
     "Trend",
+    "defined_by",
     "format_percentile",
+    "is_builtin",
     "make_tags",
     "metric_key",
     "parse_metric_key",

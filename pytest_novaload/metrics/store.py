@@ -12,15 +12,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.metrics.builtins import SUM_GAUGES
 from pytest_novaload.metrics.sinks import KINDS, Counter, Gauge, Rate, Sink, Trend, sink_from_dict
 
-__all__ = ["SUM_GAUGES", "MetricStore", "Tags", "make_tags", "metric_key", "parse_metric_key"]
+__all__ = ["MetricStore", "Tags", "make_tags", "metric_key", "parse_metric_key"]
 
 Tags = tuple[tuple[str, str], ...]
 """A series' tags: (key, value) pairs sorted by key, hashable. Build with ``make_tags``."""
 
-SUM_GAUGES = frozenset({"vus", "vus_max"})
-"""Built-in gauges whose shards add up when merged (the default ``combine`` for them)."""
 
 _NAME = re.compile(r"[^\s{},]{1,128}")
 _KEY = re.compile(r"\s*([^{}\s]+)\s*(?:\{(.*)\})?\s*", re.DOTALL)

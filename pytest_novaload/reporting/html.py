@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
+from pytest_novaload.metrics.builtins import unit_of
 from pytest_novaload.units import format_bytes
 
 __all__ = ["line_chart", "render"]
@@ -22,7 +23,6 @@ Points = Sequence[tuple[float, float]]
 CHART_W, CHART_H = 460, 210
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 56, 12, 40, 26
 COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed")
-BYTE_COUNTERS = ("data_sent", "data_received")
 OUTCOME_CLASS = {"passed": "ok", "failed": "bad", "error": "bad", "interrupted": "warn",
                  "skipped": "warn"}
 # Keys of a test's dict shown in sections of their own; any other key is listed under "details".
@@ -297,7 +297,7 @@ def _others(metrics: Mapping[str, Any]) -> str:
         kind = m["type"]
         if kind == "counter":
             count, rate = _f(m.get("count")) or 0.0, _f(m.get("rate")) or 0.0
-            if k.split("{", 1)[0] in BYTE_COUNTERS:
+            if unit_of(k) == "bytes":
                 value, per = format_bytes(count), f"{format_bytes(rate)}/s"
             else:
                 value, per = _num(count), f"{_num(rate)}/s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_novaload.metrics.builtins import unit_of
 from pytest_novaload.units import format_bytes
 
 
@@ -55,7 +56,7 @@ def render(summary: dict[str, Any]) -> str:
             out += ["| metric | value |", "|---|---|"]
             for k in others:
                 m = metrics[k]
-                if m["type"] == "counter" and k in ("data_sent", "data_received"):
+                if m["type"] == "counter" and unit_of(k) == "bytes":
                     total, rate = format_bytes(m["count"]), format_bytes(m["rate"])
                     out.append(f"| `{k}` | {total} ({rate}/s) |")
                 elif m["type"] == "counter":

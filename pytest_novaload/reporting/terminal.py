@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.metrics.builtins import unit_of
 from pytest_novaload.units import format_bytes
 
 if TYPE_CHECKING:
@@ -11,7 +12,6 @@ if TYPE_CHECKING:
     from pytest_novaload.reporting.model import RunResult
 
 WIDTH = 34
-BYTE_COUNTERS = ("data_sent", "data_received")
 
 
 def progress_line(nodeid: str, s: Snapshot) -> str:
@@ -65,7 +65,7 @@ def _metric_line(name: str, st: dict[str, Any]) -> str:
         fields = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"]
         body = " ".join(f"{f}={_fmt_ms(float(st[f]))}" for f in fields if f in st)
         return f"{label} {body}  count={st.get('count', 0)}"
-    if kind == "counter" and name.split("{", 1)[0] in BYTE_COUNTERS:
+    if kind == "counter" and unit_of(name) == "bytes":
         return f"{label} {format_bytes(st['count'])}  {format_bytes(st['rate'])}/s"
     if kind == "counter":
         return f"{label} {st['count']:g}  {st['rate']:.2f}/s"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pytest_novaload.engine.executors.base import Tasks, sleep_until
 from pytest_novaload.engine.stages import arrival_times
+from pytest_novaload.metrics.builtins import define_builtins
 
 if TYPE_CHECKING:
     from pytest_novaload.engine.runtime import RunContext
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 async def run(rt: RunContext, plan: ExecutorPlan) -> None:
     loop = asyncio.get_running_loop()
-    rt.store.define("dropped_iterations", "counter")
+    define_builtins(rt.store, plan.type)
     dropped = rt.store.counter("dropped_iterations")
     ramp = plan.rate_ramp()
     horizon = ramp.total
