@@ -106,13 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.setdefault(str(key), str(value))
         channel = workerinput.get("novaload_channel")
         if channel is not None:
-            from pytest_novaload import distributed
-            shard = distributed.WorkerShard(channel, str(workerinput.get("workerid", "?")),
+            from pytest_novaload.xdist.plugin import WorkerPlugin
+            from pytest_novaload.xdist.worker import WorkerShard
+            shard = WorkerShard(channel, str(workerinput.get("workerid", "?")),
                                             barrier_timeout=options.barrier_timeout)
             config.stash[session_key] = NovaloadSession(
                 options, shard=shard, rootdir=Path(str(config.rootpath)))
             config.pluginmanager.register(
-                distributed.WorkerPlugin(shard, lambda item: _shard_meta(item, options)),
+                WorkerPlugin(shard, lambda item: _shard_meta(item, options)),
                 "novaload-worker")
             return
         config.stash[session_key] = NovaloadSession(options, rootdir=Path(str(config.rootpath)))
@@ -137,8 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
                               rootdir=Path(str(config.rootpath)))
     config.stash[session_key] = session
     if _xdist_controller(config):
-        from pytest_novaload import distributed
-        config.pluginmanager.register(distributed.ControllerPlugin(config, session),
+        from pytest_novaload.xdist.plugin import ControllerPlugin
+        config.pluginmanager.register(ControllerPlugin(config, session),
                                       "novaload-controller")
 
 

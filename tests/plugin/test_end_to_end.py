@@ -435,12 +435,30 @@ def test_summary_is_written_even_when_the_test_fails(pytester: pytest.Pytester,
     assert test["metrics"]["http_reqs"]["count"] == 2
 
 
-def test_plugin_core_does_not_import_pytest(tmp_path: Path) -> None:
+CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.engine.runner",
+                "pytest_novaload.clients.http", "pytest_novaload.load",
+                "pytest_novaload.reporting.terminal", "pytest_novaload.thresholds",
+                "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge")
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_plugin_core_does_not_import_pytest_or_xdist(tmp_path: Path, module: str) -> None:
+    """Only the pytest edge (plugin.py, xdist/plugin.py and the modules that need execnet's
+    or xdist's types) imports pytest or xdist: the core, the wire format and the merge do not."""
     import subprocess
     import sys
-    code = ("import sys; import pytest_novaload.session, pytest_novaload.engine.runner, "
-            "pytest_novaload.clients.http; assert 'pytest' not in sys.modules, "
-            "[m for m in sys.modules if 'pytest' in m]")
+    code = (f"import sys, {module}; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pytest', '_pytest', 'xdist', 'execnet')); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_the_import_check_sees_pytest_when_it_is_imported(tmp_path: Path) -> None:
+    """The check above can fail: the xdist plugin module does import xdist and pytest."""
+    import subprocess
+    import sys
+    code = ("import sys, pytest_novaload.xdist.plugin; "
+            "assert 'xdist' in sys.modules and 'pytest' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 

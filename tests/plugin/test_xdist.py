@@ -25,11 +25,12 @@ from tests.plugin.conftest import Target
 
 pytest.importorskip("xdist")
 
-from pytest_novaload.distributed import Coordinator, ShardPart, threshold_to_wire
 from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.session import NovaloadSession, Options
 from pytest_novaload.thresholds import parse_thresholds
+from pytest_novaload.xdist.controller import Coordinator
+from pytest_novaload.xdist.wire import ShardPart, threshold_to_wire
 
 # VU 2 makes every 5th request slow: over both VUs 10% of /slow requests take 60 ms. Under
 # -n 2 shard 0 (VU 1) has no slow request and shard 1 (VU 2) 20%: averaging the shards' p95

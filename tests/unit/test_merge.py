@@ -1,6 +1,6 @@
 """Merging xdist shards at the RunResult / summary.json level.
 
-N shards merged by ``distributed.merge_parts`` must give the summary one run fed every sample
+N shards merged by ``xdist.merge.merge_parts`` must give the summary one run fed every sample
 gives: exact counts, rates and extremes, percentiles within the digest's error, the same
 threshold verdicts. The store-level property is tested in test_store.py.
 """
@@ -12,19 +12,13 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("xdist")
-
-from pytest_novaload.distributed import (
-    ShardPart,
-    compact_store_dict,
-    merge_generators,
-    merge_parts,
-)
 from pytest_novaload.engine.runner import RunOutput
 from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore, make_tags
 from pytest_novaload.session import build_result
 from pytest_novaload.thresholds import parse_thresholds
+from pytest_novaload.xdist.merge import merge_generators, merge_parts
+from pytest_novaload.xdist.wire import ShardPart, compact_store_dict
 
 THRESHOLDS = tuple(parse_thresholds({
     "http_req_duration": ["p(95)<70", "p(99)<1000", "avg<100", "max<500", "med<20"],
