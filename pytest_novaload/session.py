@@ -59,7 +59,7 @@ class MergedRun:
 
 
 class Shard(Protocol):
-    """The xdist side of a run (see distributed.py): barrier, rank/world, abort, results."""
+    """The xdist side of a run (see xdist/worker.py): barrier, rank/world, abort, results."""
 
     def begin(self, nodeid: str) -> tuple[int, int]:
         """Wait at the start barrier; return (rank, world). Raises ShardError when the
