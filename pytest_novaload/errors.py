@@ -40,3 +40,15 @@ class LoadAborted(ThresholdsFailed):
 
 class ShardError(NovaloadError):
     """A generator shard (xdist worker) crashed or left before its result arrived."""
+
+
+class RuleSyntaxError(ConfigError):
+    """A regression rule (``regressions=``, the session default) that does not parse."""
+
+
+class BaselineError(UsageError):
+    """A baseline or run to compare with that is missing, unreadable or not one."""
+
+
+class RegressionFailed(AssertionError):
+    """A load test regressed against its baseline (every regressed statistic listed)."""
