@@ -1,0 +1,15 @@
+"""Outputs that stream a run to the tools people already use (k6's ``--out`` convention).
+
+``prometheus-rw=URL`` (``PrometheusRemoteWrite``: k6's series names and labels) and
+``json=PATH`` (``JsonOutput``: k6's JSON lines). Each runs its own thread behind a bounded
+queue, so a slow or dead receiver never slows or fails the load.
+"""
+
+from __future__ import annotations
+
+from pytest_novaload.outputs.model import DEFAULT_TREND_STATS, Cumulative, SeriesValue
+from pytest_novaload.outputs.promrw import PrometheusRemoteWrite
+from pytest_novaload.outputs.sender import Background, OutputReport
+
+__all__ = ["DEFAULT_TREND_STATS", "Background", "Cumulative", "OutputReport",
+           "PrometheusRemoteWrite", "SeriesValue"]

@@ -1,0 +1,189 @@
+"""The ``json=PATH`` output: every sample as a line of k6's JSON output format.
+
+Lines are exactly k6's (checked against k6 1.1.0's own ``--out json`` file in the tests):
+a ``{"type":"Metric","data":{"name","type","contains","thresholds","submetrics"},"metric"}``
+declaration the first time a metric appears, then one
+``{"metric":...,"type":"Point","data":{"time":RFC3339,"value":...,"tags":{...}}}`` per sample.
+``PATH`` ending in ``.gz`` is gzipped. A k6 tool (jq recipes, k6-to-InfluxDB scripts, the
+k6 HTML report converters) reads it as it reads k6's.
+
+Off the hot path: ``sample()`` appends one tuple to a list; every ``batch`` samples (and at each
+``flush()``, once a second) the list is handed to the writer thread, which formats and writes.
+A writer that falls behind drops whole batches, counted, and warns once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pytest_novaload.errors import ConfigError
+from pytest_novaload.outputs.sender import Background, OutputReport
+
+__all__ = ["DATA_METRICS", "JsonOutput", "format_time", "metric_line", "point_line"]
+
+DATA_METRICS = frozenset({"data_sent", "data_received"})
+"""Counters of bytes: k6 declares them ``"contains": "data"``."""
+
+_Sample = tuple[str, str, float, tuple[tuple[str, str], ...], float, str]
+# (name, kind, value, tags, unix time, test id)
+_Decl = tuple[str, str, str, tuple[str, ...]]  # (name, kind, contains, thresholds)
+_Batch = tuple[list[_Sample], list[_Decl]]
+
+
+def _dumps() -> Callable[[Any], str]:
+    try:
+        import orjson
+    except ImportError:
+        return lambda obj: json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return lambda obj: orjson.dumps(obj).decode()
+
+
+_second_cache: dict[int, str] = {}
+
+
+def format_time(t: float) -> str:
+    """RFC 3339 in UTC with the fraction's trailing zeros cut, as Go's RFC3339Nano writes."""
+    sec = int(t // 1)
+    prefix = _second_cache.get(sec)
+    if prefix is None:
+        if len(_second_cache) > 64:
+            _second_cache.clear()
+        prefix = _second_cache[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    frac = f"{t - sec:.6f}"[2:].rstrip("0")
+    return f"{prefix}.{frac}Z" if frac else f"{prefix}Z"
+
+
+def _number(value: float) -> float | int:
+    """Whole values as integers (k6 writes ``1``, not ``1.0``)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
+
+
+def contains_of(name: str, kind: str, non_time_trends: frozenset[str] = frozenset()) -> str:
+    """k6's ``contains``: ``time`` for trends (our trends are milliseconds), ``data`` for bytes."""
+    if kind == "trend" and name not in non_time_trends:
+        return "time"
+    if name in DATA_METRICS:
+        return "data"
+    return "default"
+
+
+def metric_line(name: str, kind: str, contains: str, thresholds: Sequence[str] = (),
+                dumps: Callable[[Any], str] | None = None) -> str:
+    """k6's ``"type":"Metric"`` declaration line (no newline)."""
+    return (dumps or _dumps())({
+        "type": "Metric",
+        "data": {"name": name, "type": kind, "contains": contains,
+                 "thresholds": list(thresholds), "submetrics": None},
+        "metric": name})
+
+
+def point_line(name: str, t: float, value: float, tags: dict[str, str],
+               dumps: Callable[[Any], str] | None = None) -> str:
+    """k6's ``"type":"Point"`` line (no newline)."""
+    return (dumps or _dumps())({
+        "metric": name, "type": "Point",
+        "data": {"time": format_time(t), "value": _number(value), "tags": tags}})
+
+
+def _open(path: Path) -> IO[str]:
+    """The output file, gzipped when its name ends in ``.gz`` (the caller closes it)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "wt", encoding="utf-8", compresslevel=6)
+    return open(path, "w", encoding="utf-8", buffering=1 << 20)
+
+
+class JsonOutput:
+    """Writes k6 JSON lines to ``path`` from its own thread."""
+
+    kind = "json"
+
+    def __init__(self, path: str | Path, *, batch: int = 4096, max_queue: int = 256,
+                 non_time_trends: Iterable[str] = (),
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        if batch < 1:
+            raise ValueError(f"batch={batch!r}: expected a positive number of samples")
+        try:
+            self._file: IO[str] = _open(self.path)
+        except OSError as exc:
+            raise ConfigError(f"json={str(path)!r}: cannot write the file ({exc.strerror}); "
+                              "give a path in an existing, writable folder, e.g. "
+                              "'json=results.json' or 'json=results.json.gz'") from None
+        self._batch = batch
+        self._buf: list[_Sample] = []
+        self._decls: list[_Decl] = []
+        self._test_id = ""
+        self._non_time = frozenset(non_time_trends)
+        self._declared: set[str] = set()
+        self._dumps = _dumps()
+        self._bg: Background[_Batch] = Background(
+            f"{self.kind} ({self.path})", self._write, max_items=max_queue,
+            weight=lambda b: len(b[0]), unit="samples", warn=warn)
+
+    # -- event-loop side (cheap) ----------------------------------------------------------------
+    def set_test(self, test_id: str) -> None:
+        """Tag the samples that follow with ``testid`` = ``test_id`` ("" for none)."""
+        self._test_id = test_id
+
+    def declare(self, name: str, kind: str, thresholds: Sequence[str] = ()) -> None:
+        """Declare a metric before its first sample (so its thresholds are in the line)."""
+        self._decls.append((name, kind, contains_of(name, kind, self._non_time),
+                            tuple(thresholds)))
+
+    def sample(self, name: str, kind: str, value: float,
+               tags: tuple[tuple[str, str], ...] = (), t: float | None = None) -> None:
+        """Record one sample (the hot path: one tuple appended)."""
+        buf = self._buf
+        buf.append((name, kind, value, tags, time.time() if t is None else t, self._test_id))
+        if len(buf) >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is buffered to the writer thread (call once a second, and at the end)."""
+        if self._buf or self._decls:
+            batch, decls = self._buf, self._decls
+            self._buf, self._decls = [], []
+            self._bg.put((batch, decls))
+
+    def close(self, timeout: float = 30.0) -> OutputReport:
+        """Write what is left, close the file, and return the report."""
+        self.flush()
+        report = self._bg.close(timeout)
+        if not any("gave up" in n for n in report.notes):
+            try:
+                self._file.close()
+            except OSError as exc:
+                report.notes.append(f"closing {self.path} failed: {exc}")
+        return report
+
+    # -- writer thread --------------------------------------------------------------------------
+    def _write(self, batches: Sequence[_Batch]) -> None:
+        dumps = self._dumps
+        lines: list[str] = []
+        declared = self._declared
+        for samples, decls in batches:
+            for name, kind, contains, thresholds in decls:
+                if name not in declared:
+                    declared.add(name)
+                    lines.append(metric_line(name, kind, contains, thresholds, dumps))
+            for name, kind, value, tags, t, test_id in samples:
+                if name not in declared:
+                    declared.add(name)
+                    lines.append(metric_line(name, kind, contains_of(name, kind, self._non_time),
+                                             (), dumps))
+                d = dict(tags)
+                if test_id:
+                    d["testid"] = test_id
+                lines.append(point_line(name, t, value, dict(sorted(d.items())), dumps))
+        if lines:
+            lines.append("")
+            self._file.write("\n".join(lines))
