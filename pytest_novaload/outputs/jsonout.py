@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.metrics.builtins import BYTE_METRICS
+from pytest_novaload.outputs.model import is_time_trend
 from pytest_novaload.outputs.sender import Background, OutputReport
 
 __all__ = ["DATA_METRICS", "JsonOutput", "format_time", "metric_line", "point_line"]
 
-DATA_METRICS = frozenset({"data_sent", "data_received"})
+DATA_METRICS = BYTE_METRICS
 """Counters of bytes: k6 declares them ``"contains": "data"``."""
 
 _Sample = tuple[str, str, float, tuple[tuple[str, str], ...], float, str]
@@ -68,8 +70,8 @@ def _number(value: float) -> float | int:
 
 
 def contains_of(name: str, kind: str, non_time_trends: frozenset[str] = frozenset()) -> str:
-    """k6's ``contains``: ``time`` for trends (our trends are milliseconds), ``data`` for bytes."""
-    if kind == "trend" and name not in non_time_trends:
+    """k6's ``contains``: ``time`` for trends in milliseconds, ``data`` for bytes."""
+    if kind == "trend" and is_time_trend(name, non_time_trends):
         return "time"
     if name in DATA_METRICS:
         return "data"

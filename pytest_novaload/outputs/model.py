@@ -16,9 +16,10 @@ from typing import Any
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore, Sink, Tags, parse_percentile
+from pytest_novaload.metrics.builtins import builtin
 
 __all__ = ["DEFAULT_TREND_STATS", "TREND_STATS_EXAMPLE", "Cumulative", "SeriesValue",
-           "check_trend_stats"]
+           "check_trend_stats", "is_time_trend"]
 
 DEFAULT_TREND_STATS: tuple[str, ...] = ("p(99)", "p(95)", "p(90)", "med", "avg", "min", "max")
 """Trend stats sent by default: the ones DESIGN pins and k6's dashboard reads (k6 itself sends
@@ -44,6 +45,15 @@ def check_trend_stats(stats: Iterable[str]) -> tuple[str, ...]:
         raise ConfigError(f"trend stats {what}: expected a comma-separated list such as "
                           f"{TREND_STATS_EXAMPLE}")
     return tuple(out)
+
+
+def is_time_trend(name: str, non_time: frozenset[str] = frozenset()) -> bool:
+    """Does trend ``name`` hold milliseconds? Built-ins say so in their unit; a custom trend
+    does unless it is in ``non_time`` (DESIGN: trend values are milliseconds by convention)."""
+    if name in non_time:
+        return False
+    b = builtin(name)
+    return b is None or b.unit == "ms"
 
 
 @dataclass(frozen=True, slots=True)

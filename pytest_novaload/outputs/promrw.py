@@ -31,6 +31,7 @@ from pytest_novaload.outputs.model import (
     Cumulative,
     SeriesValue,
     check_trend_stats,
+    is_time_trend,
 )
 from pytest_novaload.outputs.sender import Background, OutputReport
 
@@ -262,4 +263,4 @@ class PrometheusRemoteWrite:
         values = [v for v in cum.values(self.trend_stats)
                   if v.kind != "trend" or all(math.isfinite(x) for x in v.stats.values())]
         return to_timeseries(values, test_id, ts, trend_stats=self.trend_stats,
-                             prefix=self.prefix, is_time=lambda n: n not in self._non_time)
+                             prefix=self.prefix, is_time=lambda n: is_time_trend(n, self._non_time))

@@ -148,3 +148,10 @@ def test_payload_is_snappy_protobuf() -> None:
     decoded = decode_write_request(_snappy.decompress(payload))
     assert decoded[0]["labels"]["__name__"] == "k6_http_req_duration_p99"
     assert decoded[0]["samples"] == [(0.001, 9)]
+
+
+def test_which_trends_are_timings() -> None:
+    from pytest_novaload.outputs.model import is_time_trend
+
+    assert is_time_trend("http_req_duration") and is_time_trend("vm_creation_time")
+    assert not is_time_trend("queue_depth", frozenset({"queue_depth"}))
