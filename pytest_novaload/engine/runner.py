@@ -20,10 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_novaload.engine.executors import EXECUTORS
+from pytest_novaload.engine.executors import ExecutorConfig
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.metrics import MetricStore
-from pytest_novaload.spec import ExecutorPlan
 from pytest_novaload.thresholds import Threshold, evaluate
 
 Progress = Callable[["Snapshot"], None]
@@ -73,7 +72,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 class Runner:
     """One run of ``plan`` with ``scenario``; thresholds are only watched for abort_on_fail."""
 
-    def __init__(self, plan: ExecutorPlan, scenario: Any, *, env: Mapping[str, str],
+    def __init__(self, plan: ExecutorConfig, scenario: Any, *, env: Mapping[str, str],
                  client_options: Mapping[str, Any] | None = None,
                  thresholds: tuple[Threshold, ...] = (), rank: int = 0, world: int = 1,
                  store: MetricStore | None = None, progress: Progress | None = None,
@@ -163,10 +162,9 @@ class Runner:
         self._t_start = time.perf_counter()
         if self._abort_reason is not None:
             return
-        executor = EXECUTORS[self.plan.type]
         helpers = [asyncio.ensure_future(self._sample()), asyncio.ensure_future(self._tick())]
         try:
-            await executor(self.rt, self.plan)
+            await self.plan.run(self.rt)
         except asyncio.CancelledError:
             if self._abort_reason is None:
                 raise  # Ctrl-C: asyncio.Runner turns this into KeyboardInterrupt

@@ -134,9 +134,7 @@ class WorkerShard:
             return MergedRun(output, world)
         # Peers may legitimately end later (iteration executors, graceful stops): this bound
         # only keeps a lost controller message from hanging the worker.
-        plan = runner.plan
-        limit = (plan.planned_duration() + plan.graceful_stop + plan.graceful_ramp_down
-                 + self.barrier_timeout + 60.0)
+        limit = runner.plan.max_run_time() + self.barrier_timeout + 60.0
         msg = self._wait(nodeid, ("merged",), limit, "merged result")
         d: dict[str, Any] = msg[1]
         return MergedRun(output_from_wire(d), int(d["shards"]), dict(d["extra"]),

@@ -96,15 +96,15 @@ def test_ramp_down_grace_interrupts_long_iterations_and_ramp_up_restarts() -> No
 
 
 def test_a_crash_inside_the_run_keeps_what_was_measured(monkeypatch: Any) -> None:
-    from pytest_novaload.engine import runner as runner_module
+    from pytest_novaload.engine.executors.constant_vus import ConstantVusConfig
 
-    async def broken(rt: Any, plan: Any) -> None:
+    async def broken(plan: Any, rt: Any) -> None:
         vu = rt.new_vu()
         for _ in range(3):
             await rt.iterate(vu)
         raise RuntimeError("executor bug")
 
-    monkeypatch.setitem(runner_module.EXECUTORS, "constant-vus", broken)
+    monkeypatch.setattr(ConstantVusConfig, "run", broken)
 
     async def user(vu: Any) -> None:
         pass

@@ -1,4 +1,4 @@
-"""What every executor shares: VU loops, the graceful stop, and the pool of running tasks."""
+"""What every executor's runtime shares: VU loops, the graceful stop, the running tasks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_novaload.engine.runtime import RunContext
     from pytest_novaload.engine.vu import VU
-    from pytest_novaload.spec import ExecutorPlan
 
 
 class Tasks:
@@ -58,5 +57,3 @@ async def sleep_until(deadline: float) -> None:
     if delay > 0:
         await asyncio.sleep(delay)
 
-
-Executor = Callable[["RunContext", "ExecutorPlan"], Coroutine[Any, Any, None]]

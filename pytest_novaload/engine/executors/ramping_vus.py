@@ -1,5 +1,8 @@
 """ramping-vus: the VU count follows the stages' linear ramps (k6 semantics).
 
+Keywords: ``stages`` (required), ``start_vus`` (default 1), ``graceful_ramp_down``,
+``graceful_stop`` (default 30s each).
+
 VUs above the target finish their current iteration (up to ``graceful_ramp_down``) and stop;
 at the end of the last stage running iterations get ``graceful_stop``. Under xdist each shard
 runs its share of the planned total at every moment, so the shards always add up to the plan.
@@ -11,17 +14,57 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 
 from pytest_novaload.engine.executors.base import Tasks, vu_loop
-from pytest_novaload.engine.stages import share, vus_at
+from pytest_novaload.engine.executors.config import DEFAULT_GRACEFUL, Args, ExecutorConfig
+from pytest_novaload.engine.stages import Ramp, share, vus_at
+from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
     from pytest_novaload.engine.runtime import RunContext
     from pytest_novaload.engine.vu import VU
-    from pytest_novaload.spec import ExecutorPlan
 
 TICK = 0.01  # seconds between checks of the plan
+
+
+@dataclass(frozen=True, kw_only=True)
+class RampingVusConfig(ExecutorConfig):
+    """``ramp``: VUs over time (targets scaled, durations scaled)."""
+
+    type = "ramping-vus"
+    required = frozenset({"stages"})
+    optional = frozenset({"start_vus", "graceful_ramp_down", "graceful_stop"})
+
+    ramp: Ramp
+    graceful_ramp_down: float = DEFAULT_GRACEFUL
+
+    @classmethod
+    def from_args(cls, a: Args) -> Self:
+        graceful_stop = a.graceful_stop()
+        ramp = a.stages(a.vu_target, start=a.count("start_vus", 1))
+        return cls(graceful_stop=graceful_stop, ramp=ramp,
+                   graceful_ramp_down=a.duration("graceful_ramp_down", DEFAULT_GRACEFUL,
+                                                 scaled=False))
+
+    def shard(self, rank: int, world: int) -> Self:
+        # Every shard keeps the total ramp and follows share(total(t), rank, world): see run.
+        return self
+
+    def planned_duration(self) -> float:
+        return self.ramp.total
+
+    def max_run_time(self) -> float:
+        return super().max_run_time() + self.graceful_ramp_down
+
+    def _fields(self) -> dict[str, Any]:
+        return {"start_vus": int(self.ramp.start),
+                "stages": [[format_duration(s.duration), int(s.target)]
+                           for s in self.ramp.stages],
+                "graceful_ramp_down": format_duration(self.graceful_ramp_down)}
+
+    async def run(self, rt: RunContext) -> None:
+        await run(rt, self)
 
 
 @dataclass
@@ -32,8 +75,8 @@ class _Slot:
     generation: int = 0   # bumped on every ramp-down, so a stale grace deadline is ignored
 
 
-async def run(rt: RunContext, plan: ExecutorPlan) -> None:
-    assert plan.ramp is not None
+async def run(rt: RunContext, plan: RampingVusConfig) -> None:
+    """Follow ``plan.ramp``: this shard's share of the planned VUs at every tick."""
     ramp = plan.ramp
     loop = asyncio.get_running_loop()
     start = loop.time()

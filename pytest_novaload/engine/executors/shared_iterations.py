@@ -1,18 +1,50 @@
-"""shared-iterations: VUs share one pool of ``iterations`` (within max_duration)."""
+"""shared-iterations: VUs share one pool of ``iterations`` (within max_duration).
+
+Keywords as per-vu-iterations; VUs are capped at the iteration count, as in k6.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Self
 
 from pytest_novaload.engine.executors.base import Tasks, vu_loop
+from pytest_novaload.engine.executors.config import Args
+from pytest_novaload.engine.executors.per_vu_iterations import PerVuIterationsConfig
+from pytest_novaload.engine.stages import share
 
 if TYPE_CHECKING:
     from pytest_novaload.engine.runtime import RunContext
-    from pytest_novaload.spec import ExecutorPlan
 
 
-async def run(rt: RunContext, plan: ExecutorPlan) -> None:
+@dataclass(frozen=True, kw_only=True)
+class SharedIterationsConfig(PerVuIterationsConfig):
+    """``iterations`` in total (not scaled) over ``vus`` VUs (scaled, at most iterations)."""
+
+    type = "shared-iterations"
+
+    @classmethod
+    def from_args(cls, a: Args) -> Self:
+        plan = super().from_args(a)
+        return replace(plan, vus=min(plan.vus, plan.iterations))
+
+    def shard(self, rank: int, world: int) -> Self:
+        if world <= 1:
+            return self
+        # Only shards that get a VU can run iterations: split the pool among those.
+        active = min(self.vus, world)
+        if rank >= active:
+            return replace(self, vus=0, iterations=0)
+        return replace(self, vus=share(self.vus, rank, world),
+                       iterations=share(self.iterations, rank, active))
+
+    async def run(self, rt: RunContext) -> None:
+        await run(rt, self)
+
+
+async def run(rt: RunContext, plan: SharedIterationsConfig) -> None:
+    """VUs take iterations from one counter until it is empty or max_duration is over."""
     loop = asyncio.get_running_loop()
     end = loop.time() + plan.max_duration
     left = plan.iterations
