@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -49,15 +50,16 @@ _second_cache: dict[int, str] = {}
 
 
 def format_time(t: float) -> str:
-    """RFC 3339 in UTC with the fraction's trailing zeros cut, as Go's RFC3339Nano writes."""
-    sec = int(t // 1)
+    """RFC 3339 in UTC, microseconds, trailing zeros cut (as Go's RFC3339Nano writes)."""
+    sec, us = divmod(int(t * 1_000_000 + 0.5), 1_000_000)
     prefix = _second_cache.get(sec)
     if prefix is None:
         if len(_second_cache) > 64:
             _second_cache.clear()
         prefix = _second_cache[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    frac = f"{t - sec:.6f}"[2:].rstrip("0")
-    return f"{prefix}.{frac}Z" if frac else f"{prefix}Z"
+    if not us:
+        return prefix + "Z"
+    return f"{prefix}.{us:06d}".rstrip("0") + "Z"
 
 
 def _number(value: float) -> float | int:
@@ -126,6 +128,7 @@ class JsonOutput:
         self._test_id = ""
         self._non_time = frozenset(non_time_trends)
         self._declared: set[str] = set()
+        self._parts: dict[tuple[str, tuple[tuple[str, str], ...], str], tuple[str, str]] = {}
         self._dumps = _dumps()
         self._bg: Background[_Batch] = Background(
             f"{self.kind} ({self.path})", self._write, max_items=max_queue,
@@ -172,20 +175,43 @@ class JsonOutput:
         dumps = self._dumps
         lines: list[str] = []
         declared = self._declared
+        parts = self._parts
         for samples, decls in batches:
             for name, kind, contains, thresholds in decls:
                 if name not in declared:
                     declared.add(name)
                     lines.append(metric_line(name, kind, contains, thresholds, dumps))
             for name, kind, value, tags, t, test_id in samples:
-                if name not in declared:
-                    declared.add(name)
-                    lines.append(metric_line(name, kind, contains_of(name, kind, self._non_time),
-                                             (), dumps))
-                d = dict(tags)
-                if test_id:
-                    d["testid"] = test_id
-                lines.append(point_line(name, t, value, dict(sorted(d.items())), dumps))
+                key = (name, tags, test_id)
+                fixed = parts.get(key)
+                if fixed is None:
+                    if name not in declared:
+                        declared.add(name)
+                        lines.append(metric_line(
+                            name, kind, contains_of(name, kind, self._non_time), (), dumps))
+                    fixed = parts[key] = _point_parts(name, tags, test_id, dumps)
+                lines.append(f"{fixed[0]}{format_time(t)}\",\"value\":{_json_number(value)}"
+                             f"{fixed[1]}")
         if lines:
             lines.append("")
             self._file.write("\n".join(lines))
+
+
+def _point_parts(name: str, tags: tuple[tuple[str, str], ...], test_id: str,
+                 dumps: Callable[[Any], str]) -> tuple[str, str]:
+    """The fixed text of a series' Point lines: before the time, and after the value."""
+    d = dict(tags)
+    if test_id:
+        d["testid"] = test_id
+    return (f'{{"metric":{dumps(name)},"type":"Point","data":{{"time":"',
+            f',"tags":{dumps(dict(sorted(d.items())))}}}}}')
+
+
+def _json_number(value: float) -> str:
+    """A JSON number as Go writes it (``1`` for whole values); null for NaN/inf."""
+    if value.__class__ is int:
+        return str(value)
+    v = float(value)
+    if v % 1.0 == 0.0 and -1e15 < v < 1e15:
+        return str(int(v))
+    return repr(v) if math.isfinite(v) else "null"

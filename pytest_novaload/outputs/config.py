@@ -1,0 +1,97 @@
+"""``--load-out NAME=TARGET`` specs (k6's ``--out``): parse them, build the outputs.
+
+Sources, as DESIGN says: the option (repeatable), ini ``load_out`` (one per line), env
+``NOVALOAD_OUT`` (comma-separated); the plugin gathers them by precedence and passes the list
+here. k6's environment knobs of the Prometheus output are honoured where they apply:
+``K6_PROMETHEUS_RW_TREND_STATS`` (e.g. ``p(95),p(99),min,max``),
+``K6_PROMETHEUS_RW_STALE_MARKERS`` (true/false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from pytest_novaload.errors import ConfigError
+from pytest_novaload.outputs.jsonout import JsonOutput
+from pytest_novaload.outputs.model import DEFAULT_TREND_STATS
+from pytest_novaload.outputs.promrw import PrometheusRemoteWrite, check_url
+
+__all__ = ["OUTPUT_NAMES", "OutSpec", "build_outputs", "parse_out_specs", "split_env"]
+
+OUTPUT_NAMES = ("prometheus-rw", "json", "otlp")
+_EXAMPLES = ("'prometheus-rw=http://127.0.0.1:9090/api/v1/write', 'json=results.json.gz'")
+
+
+@dataclass(frozen=True, slots=True)
+class OutSpec:
+    """One ``NAME=TARGET``."""
+
+    name: str
+    target: str
+
+
+def split_env(value: str) -> list[str]:
+    """``NOVALOAD_OUT``'s comma-separated specs (blank items ignored)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_out_specs(specs: Iterable[str]) -> list[OutSpec]:
+    """Every spec checked; one ConfigError listing all the bad ones."""
+    out: list[OutSpec] = []
+    problems: list[str] = []
+    for raw in specs:
+        name, sep, target = (part.strip() for part in str(raw).partition("="))
+        if not sep or not name or not target:
+            problems.append(f"--load-out {raw!r}: expected NAME=TARGET, e.g. {_EXAMPLES}")
+        elif name not in OUTPUT_NAMES:
+            problems.append(f"--load-out {raw!r}: unknown output '{name}'; expected one of "
+                            f"{', '.join(OUTPUT_NAMES)}, e.g. {_EXAMPLES}")
+        elif name == "otlp":
+            problems.append(f"--load-out {raw!r}: the otlp output is not built yet; use "
+                            "prometheus-rw (Prometheus accepts remote write) or json")
+        else:
+            if name == "prometheus-rw":
+                try:
+                    check_url(target)
+                except ConfigError as exc:
+                    problems.extend(exc.problems)
+                    continue
+            out.append(OutSpec(name, target))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _bool_env(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}={raw!r}: expected true or false")
+
+
+def build_outputs(specs: Iterable[OutSpec], *, env: Mapping[str, str] | None = None,
+                  warn: Callable[[str], None] | None = None,
+                  ) -> list[PrometheusRemoteWrite | JsonOutput]:
+    """The output objects for ``specs`` (each starts its thread); close() each at the end."""
+    env = env or {}
+    stats_raw = env.get("K6_PROMETHEUS_RW_TREND_STATS", "")
+    stats = [s for s in stats_raw.split(",") if s.strip()] or list(DEFAULT_TREND_STATS)
+    stale = _bool_env(env, "K6_PROMETHEUS_RW_STALE_MARKERS", False)
+    outputs: list[PrometheusRemoteWrite | JsonOutput] = []
+    try:
+        for spec in specs:
+            if spec.name == "prometheus-rw":
+                outputs.append(PrometheusRemoteWrite(spec.target, trend_stats=stats,
+                                                     stale_markers=stale, warn=warn))
+            else:
+                outputs.append(JsonOutput(spec.target, warn=warn))
+    except Exception:
+        for o in outputs:
+            o.close(timeout=1)
+        raise
+    return outputs
