@@ -269,8 +269,7 @@ def build_result(nodeid: str, thresholds: tuple[Threshold, ...], executor: dict[
     return RunResult.build(
         nodeid, output.store, output.duration, executor,
         () if output.interrupted else thresholds,
-        errors=output.errors.scenario_errors() + http_errors(output.store,
-                                                              output.errors.transport),
+        errors=output.errors.summary(),
         shards=shards, outcome=outcome, started=output.started, finished=output.finished,
         generator=output.generator, aborted=output.aborted, extra=extra or {})
 
@@ -286,33 +285,6 @@ def report_properties(result: RunResult) -> list[tuple[str, object]]:
     if "http_req_failed" in result.store:
         props.append(("http_req_failed_rate", result.metric("http_req_failed").rate))
     return props
-
-
-def http_errors(store: MetricStore,
-                examples: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Failed calls of the protocol clients by type: transport errors from their ``error`` tags,
-    unexpected HTTP statuses as "HTTP <status>"; the example is the first full message a client
-    reported (for a status, the start of the response body), when there is one."""
-    out: dict[str, dict[str, Any]] = {}
-    for metric in ("http_reqs", "ws_failed", "db_query_failed"):
-        if metric not in store:
-            continue
-        for tags, sink in store.series(metric).items():
-            d = dict(tags)
-            err = d.get("error")
-            if not err and metric == "http_reqs" and d.get("expected_response") == "false":
-                err = f"HTTP {d.get('status', '?')}"   # an unexpected status, by code
-            if not err:
-                continue
-            n = int(sink.value("count")) if sink.kind == "counter" else int(
-                sink.stats(1.0).get("passes", 0))
-            if n == 0:
-                continue
-            example = (examples or {}).get(err) or f"{metric} {d.get('method', '')} " \
-                f"{d.get('name', '')}".replace("  ", " ")
-            entry = out.setdefault(err, {"type": err, "count": 0, "example": example})
-            entry["count"] += n
-    return sorted(out.values(), key=lambda e: -int(e["count"]))
 
 
 def machine_info() -> dict[str, Any]:

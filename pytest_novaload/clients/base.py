@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_novaload.metrics import MetricStore
+
+#: Receives (metric, error type, example) for each failed sample: `ErrorLog.record` in a run.
+ErrorSink = Callable[[str, str, str], None]
 
 
 @dataclass
@@ -18,6 +22,14 @@ class ClientContext:
     vu_id: int
     env: Mapping[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
-    # Called with (error type, full message) on a transport error, so the run's summary can
-    # show one real example per error type (e.g. "ConnectError: [Errno 111] Connection refused").
-    on_error: Callable[[str, str], None] | None = None
+    # Told the cause of every failed sample of a client's rate metric (http_req_failed,
+    # ws_failed, db_query_failed), so the run's summary counts errors by type with one real
+    # example each (e.g. "ConnectError: [Errno 111] Connection refused (GET http://...)").
+    on_error: ErrorSink | None = None
+
+    def report(self, metric: str, error_type: str, example: str) -> None:
+        """Hand one failure's cause to ``on_error``: the one call every client makes. A broken
+        callback is ignored, so that it never changes the outcome of the call it describes."""
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):
+                self.on_error(metric, error_type, example)

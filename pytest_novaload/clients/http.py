@@ -23,7 +23,6 @@ A transport error (status 0) calls ``ctx.on_error(kind, "<error> (<METHOD> <url>
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import importlib.util
 import json as _jsonlib
@@ -257,6 +256,7 @@ class HttpClient:
 
     def __init__(self, ctx: ClientContext) -> None:
         self._store: MetricStore = ctx.store
+        self._ctx = ctx
         self._on_error = ctx.on_error
         self._parse_options(ctx.options.get("http") or {})
         self._base_prefix: str | None = None
@@ -681,10 +681,9 @@ class HttpClient:
     def _unexpected(self, method: str, url: str, status: int, content: bytes) -> None:
         """An unexpected status: report an example with the start of the body (the reason a
         server gives, e.g. a 422's validation message) under the type "HTTP <status>"."""
-        assert self._on_error is not None
         text = content[:300].decode("utf-8", "replace").strip()
-        with contextlib.suppress(Exception):
-            self._on_error(f"HTTP {status}", f"{method} {url} -> {status} {text}".rstrip())
+        self._ctx.report("http_req_failed", f"HTTP {status}",
+                         f"{method} {url} -> {status} {text}".rstrip())
 
     def _failed(self, method: str, url: str, name: str, failure: Failure, elapsed: float,
                 sent: int, received: int, timeout: float) -> Response:
@@ -694,9 +693,7 @@ class HttpClient:
             message = f"no response within {timeout:g}s"
         error = f"{failure.kind}: {message}" if message else failure.kind
         self._measure(method, name, 0, False, failure.kind, elapsed, sent, received)
-        if self._on_error is not None:
-            with contextlib.suppress(Exception):  # a broken callback must not break the call
-                self._on_error(failure.kind, f"{error} ({method} {url})")
+        self._ctx.report("http_req_failed", failure.kind, f"{error} ({method} {url})")
         return Response(0, [], b"", elapsed, method, url, reason="", error=error,
                         error_code=error_code(failure.kind, message))
 

@@ -40,12 +40,13 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.metrics.errors import error_tag
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
@@ -356,29 +357,28 @@ class DbClient(_Queries):
         except Exception as exc:
             sinks.queries.add()
             sinks.failed.add(True)
-            _report(self._ctx.on_error, exc, sinks.name)
+            _report(self._ctx, exc, sinks.name)
             raise
         try:
             return await _timed(sinks, getattr(conn, method), sql, args, timeout, extra,
-                                self._ctx.on_error)
+                                self._ctx)
         finally:
             await pool.release(conn)
 
 
-def _report(on_error: Callable[[str, str], None] | None, exc: BaseException,
-            name: str) -> None:
-    """Hand a failed query to ``ctx.on_error``; a broken callback never masks the error.
+def _report(ctx: ClientContext, exc: BaseException, name: str) -> None:
+    """A failed query's cause, on the one error path.
 
     A ConfigError (no DATABASE_URL, bad pool option) is the user's setup, not a transport error.
     """
-    if on_error is not None and not isinstance(exc, ConfigError):
-        with contextlib.suppress(Exception):
-            on_error(type(exc).__name__, f"{type(exc).__name__}: {exc} (statement: {name})")
+    if not isinstance(exc, ConfigError):
+        tag = error_tag(exc)
+        ctx.report("db_query_failed", tag.type, f"{tag} (statement: {name})")
 
 
 async def _timed(sinks: _Sinks, call: Any, sql: str, args: Sequence[Any],
                  timeout: float | None, extra: Mapping[str, Any],
-                 on_error: Callable[[str, str], None] | None) -> Any:
+                 ctx: ClientContext) -> Any:
     """Run one query and record duration, count and outcome (cancellation records nothing)."""
     start = time.perf_counter()
     try:
@@ -387,7 +387,7 @@ async def _timed(sinks: _Sinks, call: Any, sql: str, args: Sequence[Any],
         sinks.duration.add((time.perf_counter() - start) * 1000.0)
         sinks.queries.add()
         sinks.failed.add(True)
-        _report(on_error, exc, sinks.name)
+        _report(ctx, exc, sinks.name)
         raise
     sinks.duration.add((time.perf_counter() - start) * 1000.0)
     sinks.queries.add()
@@ -427,7 +427,7 @@ class DbTransaction(_Queries):
             sinks = client._resolve("", self.name, "write")
             sinks.queries.add()
             sinks.failed.add(True)
-            _report(client._ctx.on_error, exc, self.name)
+            _report(client._ctx, exc, self.name)
             raise
         self._start = time.perf_counter()
         try:
@@ -468,4 +468,4 @@ class DbTransaction(_Queries):
         if sinks.kind == "write":
             self._wrote = True
         return await _timed(sinks, getattr(self._conn, method), sql, args, timeout, extra,
-                            self._client._ctx.on_error)
+                            self._client._ctx)

@@ -47,7 +47,6 @@ or websockets' close exception name (e.g. "ConnectionClosedError") and a message
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import json
 import time
@@ -66,6 +65,7 @@ from websockets.typing import Subprotocol
 
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError, NovaloadError
+from pytest_novaload.metrics.errors import error_tag
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
@@ -115,8 +115,7 @@ class WsConnectError(NovaloadError):
         self.url = url
         self.name = name
         self.cause = cause
-        super().__init__(f"ws connect to {url} (name={name}) failed: "
-                         f"{type(cause).__name__}: {cause}")
+        super().__init__(f"ws connect to {url} (name={name}) failed: {error_tag(cause)}")
 
 
 def resolve_ws_url(path_or_url: str, env: Mapping[str, str], *, dwcp: bool = False) -> str:
@@ -344,8 +343,8 @@ class WsConnection:
         """(error type, message) of a session that did not end with a normal close."""
         where = f"(ws {self.url}, name={self.name})"
         if self._ws.state is State.CLOSED:
-            exc = self._ws.protocol.close_exc
-            return type(exc).__name__, f"{type(exc).__name__}: {exc} {where}"
+            tag = error_tag(self._ws.protocol.close_exc)
+            return tag.type, f"{tag} {where}"
         return ("ConnectionClosedError", "ConnectionClosedError: session ended with close code "
                 f"{self._ws.close_code} {where}")
 
@@ -484,12 +483,8 @@ class WsClient:
         return conn
 
     def _report(self, error_type: str, message: str) -> None:
-        """Hand a transport error to ``ctx.on_error`` (failures only; a broken callback is
-        ignored so that it never changes the outcome of the call)."""
-        on_error = self._ctx.on_error
-        if on_error is not None:
-            with contextlib.suppress(Exception):
-                on_error(error_type, message)
+        """A failed ``ws_failed`` sample's cause, on the one error path."""
+        self._ctx.report("ws_failed", error_type, message)
 
     def _forget(self, conn: WsConnection) -> None:
         self._open.discard(conn)

@@ -7,7 +7,6 @@ import contextlib
 import inspect
 import math
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
@@ -16,82 +15,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import Counter, MetricStore, Rate, Trend, make_tags
 from pytest_novaload.metrics.builtins import define_builtins
+from pytest_novaload.metrics.errors import ErrorInfo, ErrorLog
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.postgres import DbPool
     from pytest_novaload.engine.vu import VU
 
+__all__ = ["ErrorInfo", "ErrorLog", "RunContext", "ScenarioMix"]  # ErrorLog lives in metrics
+
 Scenario = Callable[["VU"], Awaitable[Any]]
 ScenarioInput = Callable[..., Any] | Mapping[str, Any]
-
-
-@dataclass
-class ErrorInfo:
-    """One error type seen during the run: how often, and the first example in full."""
-
-    type: str
-    count: int = 0
-    example: str = ""
-    traceback: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "count": self.count, "example": self.example,
-                "traceback": self.traceback}
-
-
-class ErrorLog:
-    """Scenario exceptions grouped by type, the first traceback of each kept; and the first
-    example of each transport error the clients reported (their counts live in the metrics)."""
-
-    def __init__(self) -> None:
-        self.by_type: dict[str, ErrorInfo] = {}
-        self.transport: dict[str, str] = {}
-
-    def add(self, exc: BaseException) -> None:
-        name = type(exc).__name__
-        info = self.by_type.get(name)
-        if info is None:
-            text = str(exc)
-            info = self.by_type[name] = ErrorInfo(
-                name, 0, f"{name}: {text}" if text else name,
-                "".join(traceback.format_exception(exc))[-4000:])
-        info.count += 1
-
-    def add_transport(self, kind: str, message: str) -> None:
-        if kind not in self.transport:
-            self.transport[kind] = message[:500]
-
-    def merge(self, other: ErrorLog) -> None:
-        for name, info in other.by_type.items():
-            mine = self.by_type.get(name)
-            if mine is None:
-                self.by_type[name] = ErrorInfo(info.type, info.count, info.example,
-                                               info.traceback)
-            else:
-                mine.count += info.count
-        for kind, message in other.transport.items():
-            self.add_transport(kind, message)
-
-    def to_list(self) -> list[dict[str, Any]]:
-        """Scenario errors by count; transport examples follow, marked ``"transport": True``."""
-        out = self.scenario_errors()
-        out += [{"type": k, "count": 0, "example": v, "transport": True}
-                for k, v in self.transport.items()]
-        return out
-
-    def scenario_errors(self) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in sorted(self.by_type.values(), key=lambda e: -e.count)]
-
-    @classmethod
-    def from_list(cls, items: list[dict[str, Any]]) -> ErrorLog:
-        log = cls()
-        for d in items:
-            if d.get("transport"):
-                log.transport[d["type"]] = d.get("example", "")
-                continue
-            log.by_type[d["type"]] = ErrorInfo(d["type"], int(d["count"]), d.get("example", ""),
-                                               d.get("traceback", ""))
-        return log
 
 
 class ScenarioMix:

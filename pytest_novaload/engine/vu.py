@@ -41,11 +41,11 @@ class VU:
     def _ctx(self) -> ClientContext:
         return ClientContext(store=self._rt.store, vu_id=self.id, env=self._rt.env,
                              options=self._rt.client_options,
-                             on_error=self._rt.errors.add_transport)
+                             on_error=self._rt.errors.record)
 
     @property
     def http(self) -> HttpClient:
-        """The VU's HTTP client (one keep-alive connection per host, like k6)."""
+        """The VU's HTTP client (a pool of keep-alive connections per host, like k6)."""
         if self._http is None:
             from pytest_novaload.clients.http import HttpClient
             self._http = HttpClient(self._ctx())

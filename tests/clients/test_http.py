@@ -679,18 +679,20 @@ def test_validate_http_options_without_a_dict_and_unrelated_keys() -> None:
 
 # -- transport-error examples (ctx.on_error) -------------------------------------------------
 
-def _client_with_errors(store: MetricStore, base: str, errors: list[tuple[str, str]],
+def _client_with_errors(store: MetricStore, base: str, errors: list[tuple[str, ...]],
                         **opts: Any) -> HttpClient:
     return HttpClient(ClientContext(store=store, vu_id=1, env={"API_URL": base},
                                     options={"http": opts},
-                                    on_error=lambda kind, msg: errors.append((kind, msg))))
+                                    on_error=lambda metric, kind, msg: errors.append(
+                                        (kind, msg) if metric == "http_req_failed"
+                                        else (metric, kind, msg))))
 
 
 @pytest.mark.parametrize("transport", ["fast", "httpx"])
 def test_transport_errors_reach_on_error_with_method_and_url(
         free_port: int, http_server: LoopbackHTTPServer, metric_store: MetricStore,
         transport: str) -> None:
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, ...]] = []
 
     async def main() -> list[Response]:
         http = _client_with_errors(metric_store, f"http://127.0.0.1:{free_port}", errors,
@@ -716,7 +718,7 @@ def test_transport_errors_reach_on_error_with_method_and_url(
 
 def test_a_failing_on_error_callback_does_not_break_the_call(free_port: int,
                                                              metric_store: MetricStore) -> None:
-    def broken(kind: str, message: str) -> None:
+    def broken(metric: str, kind: str, message: str) -> None:
         raise RuntimeError("callback bug")
 
     async def main() -> Response:

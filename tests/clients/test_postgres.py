@@ -50,7 +50,7 @@ def passes_fails(store: MetricStore, metric: str, **tags: str) -> tuple[int, int
 
 def with_db(store: MetricStore, dsn: str, scenario: Scenario, *, setup: str = "",
             db_options: dict[str, Any] | None = None,
-            on_error: Callable[[str, str], None] | None = None) -> DbPool:
+            on_error: Callable[[str, str, str], None] | None = None) -> DbPool:
     """Run `scenario(vu.db)` on a fresh pool, then close the pool the way the runner does."""
     pool = DbPool()
 
@@ -180,10 +180,10 @@ def test_sql_error_is_counted_and_propagates(store: MetricStore, pg_dsn: str) ->
 
 def test_sql_errors_reach_on_error_with_the_statement_name(store: MetricStore,
                                                           pg_dsn: str) -> None:
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, ...]] = []
 
-    def broken(kind: str, message: str) -> None:
-        errors.append((kind, message))
+    def broken(metric: str, kind: str, message: str) -> None:
+        errors.append((kind, message) if metric == "db_query_failed" else (metric, kind, message))
         raise RuntimeError("callback bug")  # must not replace the SQL error
 
     async def scenario(db: DbClient) -> None:
@@ -211,8 +211,9 @@ def test_unreachable_database_counts_failed_queries(store: MetricStore, free_por
             async with db.transaction(name="batch"):
                 raise AssertionError("the body must not run")
 
-    errors: list[tuple[str, str]] = []
-    with_db(store, dsn, scenario, on_error=lambda kind, msg: errors.append((kind, msg)))
+    errors: list[tuple[str, ...]] = []
+    with_db(store, dsn, scenario, on_error=lambda metric, kind, msg: errors.append(
+        (kind, msg) if metric == "db_query_failed" else (metric, kind, msg)))
     assert [kind for kind, _ in errors] == ["ConnectionRefusedError"] * 2
     assert errors[0][1].endswith("(statement: SELECT)")
     assert errors[1][1].endswith("(statement: batch)")

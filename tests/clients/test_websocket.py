@@ -378,10 +378,10 @@ def test_runtime_ws_options_use_the_validator_and_durations(store: MetricStore) 
 
 def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore,
                                                            free_port: int) -> None:
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, ...]] = []
 
-    def broken(kind: str, message: str) -> None:
-        errors.append((kind, message))
+    def broken(metric: str, kind: str, message: str) -> None:
+        errors.append((kind, message) if metric == "ws_failed" else (metric, kind, message))
         raise RuntimeError("callback bug")  # must not change what the scenario sees
 
     async def main() -> None:

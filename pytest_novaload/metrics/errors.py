@@ -1,0 +1,167 @@
+"""The one error path: every failure, whatever its protocol, is counted here with its cause.
+
+`error_tag` is the one exception -> (error type, message) map, used by every client and for
+scenario exceptions. Exceptions of the protocol libraries keep their own class names
+(httpx.ReadTimeout, websockets' ConnectionClosedError, asyncpg's UniqueViolationError...);
+bare OS exceptions seen at a known phase of an exchange get httpx's names, as httpcore's
+``map_exceptions`` gives them (a timeout while connecting is "ConnectTimeout", an OSError while
+reading is "ReadError"...), so both HTTP transports report alike.
+
+`ErrorLog` counts failures by (metric, type) and keeps the first example of each. The metric
+is the rate whose failed sample the error explains: ``iteration_failed`` for scenario
+exceptions, ``http_req_failed``, ``ws_failed``, ``db_query_failed`` for the clients (and any
+other rate later, e.g. ``checks``), so every failed sample can be listed with its cause. It
+merges like the metrics do (xdist) and round-trips through plain lists.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+__all__ = ["ITERATION_FAILED", "LISTED", "ErrorInfo", "ErrorLog", "ErrorTag", "Phase",
+           "error_tag"]
+
+ITERATION_FAILED = "iteration_failed"
+#: The metrics whose errors the result's ``errors`` list shows. Client failures of ws and db
+#: raise into the scenario and are listed as its exceptions (with their traceback); their own
+#: entries are counted and merged all the same, ready for a list of causes per metric.
+LISTED = frozenset({ITERATION_FAILED, "http_req_failed"})
+EXAMPLE_MAX = 500          # characters kept of a client's example message
+TRACEBACK_MAX = 4000       # characters kept of a scenario exception's first traceback
+
+Phase: TypeAlias = Literal["connect", "read", "write", "protocol"]
+_PHASES: dict[str, tuple[str, str]] = {
+    "connect": ("ConnectTimeout", "ConnectError"),
+    "read": ("ReadTimeout", "ReadError"),
+    "write": ("WriteTimeout", "WriteError"),
+}
+
+
+class ErrorTag:
+    """An error's type (the ``error`` tag of the sample) and message; ``str()`` joins them."""
+
+    __slots__ = ("message", "type")
+
+    def __init__(self, type: str, message: str = "") -> None:
+        self.type = type
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+    def __repr__(self) -> str:
+        return f"ErrorTag({self.type!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ErrorTag) and other.type == self.type
+                and other.message == self.message)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.message))
+
+
+def error_tag(exc: BaseException, phase: Phase | None = None) -> ErrorTag:
+    """The error type and message of ``exc``; ``phase`` names where in an exchange an OS-level
+    exception happened ("protocol": the peer's bytes could not be parsed)."""
+    if phase == "protocol":
+        return ErrorTag("RemoteProtocolError", str(exc) or type(exc).__name__)
+    if phase is not None:
+        timeout, other = _PHASES[phase]
+        if isinstance(exc, TimeoutError):
+            return ErrorTag(timeout, "")
+        if isinstance(exc, OSError):
+            return ErrorTag(other, _os_message(exc))
+    return ErrorTag(type(exc).__name__, str(exc))
+
+
+def _os_message(exc: OSError) -> str:
+    """The OS error's text, with the words "Connection refused" whatever the event loop says."""
+    text = str(exc)
+    if isinstance(exc, ConnectionRefusedError) and "refused" not in text.lower():
+        return f"[Errno {exc.errno}] Connection refused"
+    return text or type(exc).__name__
+
+
+@dataclass
+class ErrorInfo:
+    """One error type of one metric: how often, and the first example in full."""
+
+    type: str
+    count: int = 0
+    example: str = ""
+    traceback: str = ""
+    metric: str = ITERATION_FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type, "count": self.count, "example": self.example}
+        if self.traceback or self.metric == ITERATION_FAILED:
+            d["traceback"] = self.traceback
+        d["metric"] = self.metric
+        return d
+
+
+class ErrorLog:
+    """Failures by (metric, type), each counted with its first example (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], ErrorInfo] = {}
+
+    def record(self, metric: str, type: str, example: str,
+               count: int = 1) -> None:
+        """Count ``count`` failed samples of ``metric`` caused by ``type``."""
+        info = self._by_key.get((metric, type))
+        if info is None:
+            info = self._by_key[(metric, type)] = ErrorInfo(type, 0, example[:EXAMPLE_MAX],
+                                                            "", metric)
+        info.count += count
+
+    def add(self, exc: BaseException) -> None:
+        """Count a scenario exception (a failed iteration), keeping the first traceback."""
+        tag = error_tag(exc)
+        info = self._by_key.get((ITERATION_FAILED, tag.type))
+        if info is None:
+            info = self._by_key[(ITERATION_FAILED, tag.type)] = ErrorInfo(
+                tag.type, 0, str(tag),
+                "".join(traceback.format_exception(exc))[-TRACEBACK_MAX:])
+        info.count += 1
+
+    def merge(self, other: ErrorLog) -> None:
+        """Add ``other``'s counts; the first example seen of each error stays."""
+        for key, info in other._by_key.items():
+            mine = self._by_key.get(key)
+            if mine is None:
+                self._by_key[key] = ErrorInfo(info.type, info.count, info.example,
+                                              info.traceback, info.metric)
+            else:
+                mine.count += info.count
+                mine.traceback = mine.traceback or info.traceback
+
+    def entries(self) -> list[ErrorInfo]:
+        """Scenario exceptions first, then client failures, each by count (most first)."""
+        return sorted(self._by_key.values(),
+                      key=lambda e: (e.metric != ITERATION_FAILED, -e.count))
+
+    def count(self, metric: str | None = None) -> int:
+        """How many failures were counted (of ``metric`` only, when given)."""
+        return sum(e.count for e in self._by_key.values() if metric in (None, e.metric))
+
+    def summary(self, metrics: Iterable[str] = LISTED) -> list[dict[str, Any]]:
+        """The result's ``errors`` list: the entries of ``metrics``, as `entries` orders them."""
+        wanted = frozenset(metrics)
+        return [e.to_dict() for e in self.entries() if e.metric in wanted]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """Every entry as plain dicts (the xdist wire format); `from_list` reads it back."""
+        return [e.to_dict() for e in self.entries()]
+
+    @classmethod
+    def from_list(cls, items: Iterable[dict[str, Any]]) -> ErrorLog:
+        log = cls()
+        for d in items:
+            info = ErrorInfo(d["type"], int(d["count"]), d.get("example", ""),
+                             d.get("traceback", ""), d.get("metric", ITERATION_FAILED))
+            log._by_key[(info.metric, info.type)] = info
+        return log
