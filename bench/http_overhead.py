@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from pytest_novaload.clients._http_protocol import Connection
 from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.clients.http import HttpClient
+from pytest_novaload.clients.http.fast import Connection
 from pytest_novaload.metrics import MetricStore
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 07:00:00 GMT\r\n"
@@ -58,8 +58,7 @@ async def ours(requests: int, parser: str) -> float:
                                           options={"http": {"parser": parser}}))
         conn = Connection(loop, parser == "python")
         conn.connection_made(EchoTransport(loop, conn))  # type: ignore[arg-type]
-        client._loop = loop  # bench only: hand the client its (fake) keep-alive connection
-        client._idle[("127.0.0.1", 8080)] = [conn]
+        client.fast_transport.release(("127.0.0.1", 8080), conn)  # its (fake) keep-alive connection
         clients.append(client)
     per = requests // TASKS
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.metrics.builtins import define_builtins
 from pytest_novaload.metrics.errors import error_tag
 
 if TYPE_CHECKING:
@@ -54,15 +55,6 @@ if TYPE_CHECKING:
     from pytest_novaload.metrics.sinks import Counter, Rate, Trend
 
 __all__ = ["DbClient", "DbPool", "DbTransaction", "classify_sql", "validate_db_options"]
-
-#: metric name -> kind, defined (with zero values) as soon as a VU gets a DbClient.
-DB_METRICS: dict[str, str] = {
-    "db_query_duration": "trend",
-    "db_queries": "counter",
-    "db_query_failed": "rate",
-    "db_tx_duration": "trend",
-    "db_pool_wait": "trend",
-}
 
 KINDS = ("read", "write")
 DEFAULT_MAX_SIZE = 20
@@ -296,8 +288,7 @@ class DbClient(_Queries):
         self._ctx = ctx
         self._pool = pool
         self._store = ctx.store
-        for metric, metric_kind in DB_METRICS.items():
-            ctx.store.define(metric, metric_kind)
+        define_builtins(ctx.store, "db")
         self._options: Mapping[str, Any] = ctx.options.get("db") or {}
         self._pool_wait: Trend = ctx.store.trend("db_pool_wait", ())
         self._sinks: dict[tuple[str, str], _Sinks] = {}

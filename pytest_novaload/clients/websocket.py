@@ -65,6 +65,7 @@ from websockets.typing import Subprotocol
 
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError, NovaloadError
+from pytest_novaload.metrics.builtins import define_builtins
 from pytest_novaload.metrics.errors import error_tag
 
 if TYPE_CHECKING:
@@ -77,18 +78,6 @@ __all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_w
 
 Message: TypeAlias = str | bytes
 Match: TypeAlias = Callable[[Any], object] | Mapping[str, Any] | None
-
-#: metric name -> kind, defined (with zero values) as soon as a VU gets a WsClient.
-WS_METRICS: dict[str, str] = {
-    "ws_connecting": "trend",
-    "ws_sessions": "counter",
-    "ws_session_duration": "trend",
-    "ws_msgs_sent": "counter",
-    "ws_msgs_received": "counter",
-    "ws_ping": "trend",
-    "ws_msg_latency": "trend",
-    "ws_failed": "rate",
-}
 
 #: keys accepted in ``options["ws"]`` (defaults for every connection of the run).
 WS_OPTIONS = frozenset({
@@ -393,8 +382,7 @@ class WsClient:
     def __init__(self, ctx: ClientContext) -> None:
         self._ctx = ctx
         self._store = ctx.store
-        for metric, kind in WS_METRICS.items():
-            ctx.store.define(metric, kind)
+        define_builtins(ctx.store, "ws")
         self._defaults = _connect_defaults(ctx.options.get("ws") or {}, ctx.vu_id)
         self._auth: dict[str, str] = {}
         token = ctx.env.get("API_TOKEN")

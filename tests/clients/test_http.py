@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from pytest_novaload.clients._http_protocol import ParserError, PyResponseParser
 from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.clients.http import HttpClient, Response, validate_http_options
+from pytest_novaload.clients.http.parser import ParserError, PyResponseParser
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
 
@@ -380,7 +380,7 @@ def test_cancellation_propagates_and_closes_the_connection(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert sum(len(c) for c in http._idle.values()) == 0  # not kept for reuse
+        assert http.fast_transport.idle == 0  # not kept for reuse
         return await http.get("/json")
 
     after = run(metric_store, http_server.url, scenario)
@@ -535,7 +535,7 @@ def test_transport_routing(metric_store: MetricStore) -> None:
 def test_https_goes_through_httpx(free_port: int, metric_store: MetricStore) -> None:
     async def scenario(http: HttpClient) -> Response:
         r = await http.get(f"https://127.0.0.1:{free_port}/secure")
-        assert http._httpx is not None  # created lazily for the https request
+        assert http.httpx_transport.started  # created lazily for the https request
         return r
 
     r = run(metric_store, "http://127.0.0.1:8000", scenario)
