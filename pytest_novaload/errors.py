@@ -26,6 +26,19 @@ class ThresholdSyntaxError(ConfigError):
     """A threshold expression that does not follow the k6 grammar."""
 
 
+class TargetRefused(ConfigError):
+    """A target host outside the allowlist (see ``pytest_novaload.allowlist``), refused before
+    any DNS lookup or connection. The message names the host, the URL (redacted) and the
+    option that allows it."""
+
+    def __init__(self, message: str, *, host: str, url: str, option: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.url = url
+        """The target as shown: password replaced by ``***``."""
+        self.option = option
+
+
 class UsageError(NovaloadError):
     """The plugin was used the wrong way (``load.run`` twice, never, ...)."""
 
