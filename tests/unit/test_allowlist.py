@@ -195,14 +195,14 @@ _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 _hostname = st.lists(_label, min_size=1, max_size=4).map(".".join)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.ip_addresses(v=4))
 def test_ipv4_allowed_exactly_when_loopback(addr: ipaddress.IPv4Address) -> None:
     assert DEFAULT.allows(str(addr)) is addr.is_loopback
     assert DEFAULT.allows(f"::ffff:{addr}") is addr.is_loopback
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.ip_addresses(v=6))
 def test_ipv6_allowed_exactly_when_loopback(addr: ipaddress.IPv6Address) -> None:
     mapped = addr.ipv4_mapped
@@ -211,7 +211,7 @@ def test_ipv6_allowed_exactly_when_loopback(addr: ipaddress.IPv6Address) -> None
     assert DEFAULT.allows(f"[{addr}]") is expected
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(_hostname)
 def test_no_hostname_but_localhost_is_allowed_without_a_listing(host: str) -> None:
     assume(host != "localhost" and not _inet_aton_reads(host))
@@ -221,13 +221,13 @@ def test_no_hostname_but_localhost_is_allowed_without_a_listing(host: str) -> No
     assert not Allowlist.parse(f"*.{host}").allows(f"x{host}")
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.text(max_size=60))
 def test_any_host_text_gives_a_bool(host: str) -> None:
     assert LISTED.allows(host) in (True, False)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.text(max_size=60))
 def test_any_entry_text_parses_or_is_a_config_error(text: str) -> None:
     try:
@@ -241,7 +241,7 @@ _url_chars = st.sampled_from(["a", "b", "1", "127.0.0.1", "[::1]", "@", ":", "/"
                               "%", " ", "\t", "80", "x.y"])
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(scheme=st.sampled_from(["http", "https", "ws", "wss"]),
        rest=st.lists(_url_chars, max_size=8).map("".join))
 def test_check_url_agrees_with_httpx(scheme: str, rest: str) -> None:

@@ -237,7 +237,7 @@ _url_pw = st.text(st.characters(exclude_categories=("Cs", "Zs", "Cc", "Zl", "Zp"
                                 exclude_characters="/?#@"), min_size=1, max_size=30)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(prefix=_text, secret=_secret, suffix=_text,
        spell=st.sampled_from([str, lambda s: json.dumps(s), repr, html.escape,
                               lambda s: quote(s, safe=""), lambda s: repr(s.encode())]))
@@ -248,7 +248,7 @@ def test_api_token_never_survives(prefix: str, secret: str, suffix: str, spell) 
     assert secret not in out
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(prefix=_text, password=_secret, suffix=_text, user=st.text("abcxyz09", max_size=8))
 def test_database_password_never_survives(prefix: str, password: str, suffix: str,
                                           user: str) -> None:
@@ -261,7 +261,7 @@ def test_database_password_never_survives(prefix: str, password: str, suffix: st
         display_target(dsn)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(prefix=_text, token=_token68, suffix=_text,
        form=st.sampled_from(["Bearer {t}", "bearer  {t}", "\r\nAuthorization: Bearer {t}\r\n",
                              '{{"Authorization": "Bearer {t}"}}', "\nAUTHORIZATION:{t}\n",
@@ -275,7 +275,7 @@ def test_header_and_bearer_values_never_survive(prefix: str, token: str, suffix:
     assert token not in out
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(prefix=_text, password=_url_pw, suffix=_text,
        scheme=st.sampled_from(["http", "https", "ws", "wss", "postgresql", "redis+tls"]))
 def test_url_password_never_survives(prefix: str, password: str, suffix: str, scheme: str) -> None:
@@ -285,7 +285,7 @@ def test_url_password_never_survives(prefix: str, password: str, suffix: str, sc
     assert display_target(url) == f"{scheme}://u:***@h/x"
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=200))
 def test_redact_is_idempotent_and_never_raises(text: str) -> None:
     r = Redactor.from_env(ENV)
@@ -293,7 +293,7 @@ def test_redact_is_idempotent_and_never_raises(text: str) -> None:
     assert r.redact(once) == once
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(text=st.text("abcdefgh0123 .,:=\n\"'{}[]()-_/", max_size=200))
 def test_text_without_credentials_is_unchanged(text: str) -> None:
     assert Redactor.from_env(ENV).redact(text) == text
