@@ -122,18 +122,17 @@ def pytest_configure(config: pytest.Config) -> None:
     write = None
     isatty = False
     if tr is not None:
-        writer = tr._tw
         capman = config.pluginmanager.get_plugin("capturemanager")
 
         def write(text: str) -> None:
             # Fd-level capture is on while a test runs: step out of it, as live logging does.
             if capman is None:
-                writer.write(text, flush=True)
+                tr.write(text, flush=True)
                 return
             with capman.global_and_fixture_disabled():
-                writer.write(text, flush=True)
+                tr.write(text, flush=True)
 
-        isatty = bool(getattr(writer, "hasmarkup", False)) and writer.hasmarkup
+        isatty = bool(tr.hasmarkup)
     session = NovaloadSession(options, write=write, isatty=isatty,
                               rootdir=Path(str(config.rootpath)))
     config.stash[session_key] = session

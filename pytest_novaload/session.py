@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_novaload.engine.runner import Runner, RunOutput, Snapshot
+from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
 from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.reporting import html, markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
+from pytest_novaload.reporting.terminal import LiveProgress
 from pytest_novaload.spec import LoadSpec
-from pytest_novaload.thresholds import Threshold
+from pytest_novaload.thresholds import Verdict, judge
+from pytest_novaload.xdist.wire import Merged
 
 TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
 
@@ -48,16 +50,6 @@ class Options:
                 "sources": dict(self.sources)}
 
 
-@dataclass
-class MergedRun:
-    """What the controller hands back to every shard once all shards have reported."""
-
-    output: RunOutput                 # every shard's measurements merged (timeseries empty)
-    shards: int
-    extra: dict[str, Any] = field(default_factory=dict)   # start spread, lost shards...
-    failure: str | None = None        # set when a shard crashed or left: names the worker
-
-
 class Shard(Protocol):
     """The xdist side of a run (see xdist/worker.py): barrier, rank/world, abort, results."""
 
@@ -65,12 +57,13 @@ class Shard(Protocol):
         """Wait at the start barrier; return (rank, world). Raises ShardError when the
         controller cancels the start."""
 
-    def attach(self, runner: Runner) -> None:
+    def attach(self, runner: LoadRunner) -> None:
         """Let the controller abort ``runner`` (abort_on_fail across shards, crashes) and
         stream its progress."""
 
-    def finish(self, nodeid: str, output: RunOutput, runner: Runner) -> MergedRun:
-        """Send this shard's measurements to the controller; return the merged run."""
+    def finish(self, nodeid: str, measured: Measurements, runner: LoadRunner) -> Merged:
+        """Send this shard's measurements to the controller; return every shard's merged
+        and the controller's verdict on them."""
 
 
 class NovaloadSession:
@@ -90,62 +83,56 @@ class NovaloadSession:
         self._run_dir: Path | None = None
         self._timeseries: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}
-        self._progress_state: tuple[bool, dict[str, Any]] = (False, {"shown": False})
 
     # -- running ------------------------------------------------------------------------------
     def run_load(self, nodeid: str, spec: LoadSpec, scenario: Any,
                  store: MetricStore) -> RunResult:
         """Run one load test and record it; raise ThresholdsFailed when a threshold broke.
 
-        Under xdist (``shard`` set) this runs one shard; the thresholds are judged on the
-        merged measurements of every shard, which the controller sends back.
+        Under xdist (``shard`` set) this runs one shard; the controller merges every shard,
+        judges the merged numbers once and sends them with its verdict back to each shard.
         """
         __tracebackhide__ = True
         plan = spec.plan(scale=self.options.scale, duration_scale=self.options.duration_scale)
         ScenarioMix(scenario)  # a bad scenario fails here, before any shard starts
-        rank, world = (0, 1)
-        if self.shard is not None:
-            rank, world = self.shard.begin(nodeid)
+        rank, world = (0, 1) if self.shard is None else self.shard.begin(nodeid)
         env = {k: os.environ[k] for k in TARGET_ENV if k in os.environ}
         self.note_targets()
-        progress = self._progress_printer(nodeid) if self.shard is None else None
-        runner = Runner(plan, scenario, env=env, client_options=dict(spec.client_options),
-                        thresholds=spec.thresholds, rank=rank, world=world, store=store,
-                        progress=progress, timeseries_keys=threshold_keys(spec.thresholds),
-                        test_id=nodeid, keep_windows=self.shard is not None)
+        progress = None if self.shard is not None else LiveProgress.create(
+            self.write, nodeid, mode=self.options.progress, isatty=self.isatty)
+        runner = LoadRunner(plan, scenario, env=env, client_options=dict(spec.client_options),
+                            thresholds=spec.thresholds, rank=rank, world=world, store=store,
+                            progress=progress.show if progress is not None else None,
+                            timeseries_keys=threshold_keys(spec.thresholds), test_id=nodeid,
+                            keep_windows=self.shard is not None)
         self._log(f"start {nodeid}: {plan.describe()} shard {rank + 1}/{world}")
         if self.shard is not None:
             self.shard.attach(runner)
-        output = runner.run()
-        self._end_progress()
-        if self.shard is not None:
-            # The controller merges every shard; each shard judges the merged numbers.
-            merged = self.shard.finish(nodeid, output, runner)
-            result = self._result(nodeid, spec, plan.describe(), merged.output,
-                                  shards=merged.shards, extra=merged.extra)
-            if output.interrupted or merged.output.interrupted:
-                raise KeyboardInterrupt
-            if merged.failure:
-                raise ShardError(f"{merged.failure}\n{result.failure_message()}")
+        measured = runner.run()
+        if progress is not None:
+            progress.end()
+        failure = None
+        if self.shard is None:
+            result = build_result(nodeid, plan.describe(), measured, judge(
+                spec.thresholds, measured.store, measured.duration, aborted=measured.aborted,
+                interrupted=measured.interrupted), shards=1)
         else:
-            result = self._result(nodeid, spec, plan.describe(), output, shards=1)
-            if output.interrupted:
-                raise KeyboardInterrupt
-        if output.crashed is not None:
+            merged = self.shard.finish(nodeid, measured, runner)
+            result = build_result(nodeid, plan.describe(), merged.measured, merged.verdict,
+                                  shards=merged.shards, extra=merged.extra)
+            failure = merged.failure
+        self.record(result, measured.timeseries)
+        if measured.interrupted or result.verdict.interrupted:
+            raise KeyboardInterrupt
+        if failure:
+            raise ShardError(f"{failure}\n{result.failure_message()}")
+        if measured.crashed is not None:
             result.outcome = "error"
             self.write_artifacts()
-            raise output.crashed
+            raise measured.crashed
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
             raise exc(result.failure_message())
-        return result
-
-    def _result(self, nodeid: str, spec: LoadSpec, executor: dict[str, Any],
-                output: RunOutput, *, shards: int,
-                extra: dict[str, Any] | None = None) -> RunResult:
-        result = build_result(nodeid, spec.thresholds, executor, output, shards=shards,
-                              extra=extra)
-        self.record(result, output.timeseries)
         return result
 
     def record(self, result: RunResult, timeseries: list[dict[str, Any]]) -> None:
@@ -172,38 +159,6 @@ class NovaloadSession:
         last artifacts are written."""
         self.targets.update({k: os.environ[k] for k in TARGET_ENV
                              if k in os.environ and k != "API_TOKEN"})
-
-    # -- progress -----------------------------------------------------------------------------
-    def _progress_printer(self, nodeid: str) -> Callable[[Snapshot], None] | None:
-        """Live progress: on a TTY one line rewritten in place, otherwise a line every 10 s.
-        It starts below pytest's own line for the test and is left in place when the run ends,
-        so pytest's result marker is never overwritten."""
-        mode = self.options.progress
-        write = self.write
-        if write is None or mode == "off":
-            return None
-        tty = self.isatty if mode == "auto" else mode == "tty"
-        state = {"last": -10.0, "shown": False}
-
-        def show(s: Snapshot) -> None:
-            line = terminal.progress_line(nodeid, s)
-            lead = "" if state["shown"] else "\n"
-            if tty:
-                write(lead + "\r" + line[:150].ljust(150))
-                state["shown"] = True
-            elif s.elapsed - float(state["last"]) >= 10.0:
-                state["last"] = s.elapsed
-                write(lead + line + "\n")
-                state["shown"] = True
-
-        self._progress_state = (tty, state)
-        return show
-
-    def _end_progress(self) -> None:
-        tty, state = self._progress_state
-        if self.write is not None and tty and state["shown"]:
-            self.write("\n")
-        self._progress_state = (False, {"shown": False})
 
     # -- artifacts ------------------------------------------------------------------------------
     @property
@@ -261,17 +216,16 @@ class NovaloadSession:
         return [terminal.render(self.results[n]) for n in self.order]
 
 
-def build_result(nodeid: str, thresholds: tuple[Threshold, ...], executor: dict[str, Any],
-                 output: RunOutput, *, shards: int,
+def build_result(nodeid: str, executor: dict[str, Any], measured: Measurements,
+                 verdict: Verdict, *, shards: int,
                  extra: dict[str, Any] | None = None) -> RunResult:
-    """Judge ``output`` (one run, or every shard merged): the same on controller and shards."""
-    outcome = "interrupted" if output.interrupted else None
-    return RunResult.build(
-        nodeid, output.store, output.duration, executor,
-        () if output.interrupted else thresholds,
-        errors=output.errors.summary(),
-        shards=shards, outcome=outcome, started=output.started, finished=output.finished,
-        generator=output.generator, aborted=output.aborted, extra=extra or {})
+    """The result of ``measured`` (one run, or every shard merged) with ``judge``'s verdict
+    on it: the same on the controller and on the shards."""
+    return RunResult(
+        nodeid, measured.store, measured.duration, executor, verdict,
+        errors=measured.errors.summary(),
+        shards=shards, started=measured.started, finished=measured.finished,
+        generator=measured.generator, extra=extra or {})
 
 
 def report_properties(result: RunResult) -> list[tuple[str, object]]:

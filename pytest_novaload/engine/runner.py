@@ -1,9 +1,9 @@
 """Runs one load (one shard of it) on an event loop the plugin owns.
 
-``Runner.run()`` is synchronous: it creates the loop (uvloop when installed), drives the
+``LoadRunner.run()`` is synchronous: it creates the loop (uvloop when installed), drives the
 executor, samples once a second (VU gauge, time series, abort_on_fail thresholds, progress,
-generator health) and returns a ``RunOutput`` even when the run is interrupted or aborted, so
-nothing measured is lost.
+generator health) and returns the ``Measurements`` even when the run is interrupted or
+aborted, so nothing measured is lost.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from pytest_novaload.engine.executors import ExecutorConfig
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.metrics import MetricStore
-from pytest_novaload.thresholds import Threshold, evaluate
+from pytest_novaload.thresholds import Threshold, abort_check
 
 Progress = Callable[["Snapshot"], None]
 
@@ -41,8 +41,8 @@ class Snapshot:
 
 
 @dataclass
-class RunOutput:
-    """Everything one run (one shard) measured."""
+class Measurements:
+    """Everything one run (one shard, or every shard merged) measured."""
 
     store: MetricStore
     errors: ErrorLog
@@ -69,8 +69,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-class Runner:
-    """One run of ``plan`` with ``scenario``; thresholds are only watched for abort_on_fail."""
+class LoadRunner:
+    """One run of ``plan`` (one shard of it) with ``scenario``; thresholds are only watched
+    for abort_on_fail (``judge`` decides the run once it is over)."""
 
     def __init__(self, plan: ExecutorConfig, scenario: Any, *, env: Mapping[str, str],
                  client_options: Mapping[str, Any] | None = None,
@@ -90,7 +91,7 @@ class Runner:
         self.timeseries_keys = timeseries_keys
         self.test_id = test_id
         self.keep_windows = keep_windows
-        self.windows: list[tuple[int, dict[str, Any]]] = []
+        self._windows: list[tuple[int, dict[str, Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._abort_reason: str | None = None
@@ -112,7 +113,13 @@ class Runner:
                 loop.call_soon_threadsafe(main.cancel)
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self) -> RunOutput:
+    def take_windows(self) -> list[tuple[int, dict[str, Any]]]:
+        """The per-second windows closed since the last call (``keep_windows``), handed over:
+        the xdist worker streams them to the controller."""
+        taken, self._windows = self._windows, []
+        return taken
+
+    def run(self) -> Measurements:
         started = self._wall_start = time.time()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
@@ -151,7 +158,7 @@ class Runner:
         duration = max(time.perf_counter() - t0, 1e-9)
         self._flush_window()
         cpu = time.process_time() - cpu0
-        return RunOutput(
+        return Measurements(
             store=self.store, errors=self.rt.errors, started=started, finished=time.time(),
             duration=duration, timeseries=self._lines, interrupted=interrupted,
             aborted=self._abort_reason, generator=self.health.summary(cpu, duration),
@@ -174,7 +181,8 @@ class Runner:
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _sample(self) -> None:
-        """Probe event-loop lag ten times a second: a saturated generator shows here first."""
+        """Probe event-loop lag ten times a second: a busy or stalled generator shows here
+        first."""
         loop = asyncio.get_running_loop()
         probe = 0.1
         while True:
@@ -207,14 +215,10 @@ class Runner:
     def _check_aborts(self) -> None:
         if not self.abort_thresholds or self._abort_reason is not None:
             return
-        elapsed = time.perf_counter() - self._t_start
-        for th in self.abort_thresholds:
-            if elapsed < th.delay_abort_eval:
-                continue
-            outcome = evaluate(th, self.store, elapsed)
-            if outcome.observed is not None and not outcome.ok:
-                self.request_abort(f"abort_on_fail: {outcome.line()}")
-                return
+        reason = abort_check(self.abort_thresholds, self.store,
+                             time.perf_counter() - self._t_start)
+        if reason is not None:
+            self.request_abort(reason)
 
     def _flush_window(self, boundary: float | None = None) -> None:
         """Close the current time-series window, labelled with the unix second it started in;
@@ -227,7 +231,7 @@ class Runner:
         self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys,
                                         length=max(now - start, 1e-3)))
         if self.keep_windows:
-            self.windows.append((t, window.to_dict()))
+            self._windows.append((t, window.to_dict()))
 
 
 def window_lines(window: MetricStore, t: int, test_id: str,
@@ -266,7 +270,9 @@ def _is_error(tags: tuple[tuple[str, str], ...]) -> bool:
 
 class _Health:
     """Generator health: event-loop lag, garbage-collection pauses and CPU, and a verdict on
-    whether the latencies measured can be trusted (and if not, why)."""
+    whether the latencies measured can be trusted (and if not, why): ``saturated`` when the
+    generator ran out of CPU, ``stalled`` when its loop stalled (garbage collection, bursts of
+    work) though CPU was left; either makes the verdict something other than "ok"."""
 
     def __init__(self) -> None:
         self.lags: list[float] = []
@@ -310,7 +316,8 @@ class _Health:
             "gc_pause_total_ms": round(self.gc_total_ms, 1),
             "cpu": round(cpu, 3), "python": sys.version.split()[0],
             "loop": loop_name(),
-            "saturated": verdict != "ok",
+            "saturated": verdict.startswith("saturated"),
+            "stalled": verdict.startswith("loop stalls"),
             "verdict": verdict,
         }
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_novaload.metrics import MetricStore, metric_key, parse_metric_key
-from pytest_novaload.thresholds import Outcome, Threshold, evaluate
+from pytest_novaload.thresholds import Outcome, Threshold, Verdict
 
 # Tags of built-in metrics worth a per-value breakdown in summary.json; custom metrics are broken
 # down by every tag they carry. Bounded, so an id in a URL cannot explode the summary.
@@ -111,40 +111,46 @@ def _short(v: Any) -> str:
 
 @dataclass
 class RunResult:
-    """One load test's result. ``metric(name, **tags)`` queries it; ``to_dict()`` is the
+    """One load test's result: its measurements and the verdict ``judge`` gave them (the
+    result never judges itself). ``metric(name, **tags)`` queries it; ``to_dict()`` is the
     object written to summary.json."""
 
     nodeid: str
     store: MetricStore
     duration: float
     executor: dict[str, Any]
-    thresholds: list[Outcome] = field(default_factory=list)
+    verdict: Verdict = field(default_factory=Verdict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     shards: int = 1
-    outcome: str = "passed"
+    outcome: str = ""
+    """"passed", "failed" or "interrupted" from the verdict unless given; pytest's final
+    outcome replaces it ("error" when the run itself crashed)."""
     started: float = 0.0
     finished: float = 0.0
     generator: dict[str, Any] = field(default_factory=dict)
-    aborted: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def build(cls, nodeid: str, store: MetricStore, duration: float, executor: dict[str, Any],
-              thresholds: tuple[Threshold, ...], **kw: Any) -> RunResult:
-        """Evaluate every threshold on ``store`` and assemble the result."""
-        outcomes = [evaluate(t, store, duration) for t in thresholds]
-        res = cls(nodeid, store, duration, executor, outcomes, **kw)
-        if kw.get("outcome") is None:
-            res.outcome = "passed" if res.ok else "failed"
-        return res
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = self.verdict.outcome
+
+    @property
+    def thresholds(self) -> list[Outcome]:
+        """Each threshold's outcome (``ok``, ``observed``), in the marker's order."""
+        return list(self.verdict.outcomes)
+
+    @property
+    def aborted(self) -> str | None:
+        """Why the run stopped early (abort_on_fail, a lost shard, Ctrl-C), if it did."""
+        return self.verdict.aborted
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.thresholds) and self.aborted is None
+        return self.verdict.ok
 
     @property
     def failed_thresholds(self) -> list[Outcome]:
-        return [o for o in self.thresholds if not o.ok]
+        return self.verdict.failed
 
     def metric(self, name: str, /, **tags: Any) -> MetricStats:
         """Stats of ``name`` over the series whose tags match ``tags``.
@@ -163,9 +169,6 @@ class RunResult:
                            f"tags are {', '.join(sorted(known)) or '(none)'}")
         sink = self.store.aggregate(base, filters or None)
         return MetricStats(metric_key(base, filters), sink, self.duration)
-
-    def metric_names(self) -> list[str]:
-        return sorted(self.store.names())
 
     def checks(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -218,7 +221,7 @@ class RunResult:
             "executor": self.executor,
             "shards": self.shards,
             "metrics": self.metrics_dict(),
-            "thresholds": [_outcome_dict(o) for o in self.thresholds],
+            "thresholds": [o.to_dict() for o in self.thresholds],
             "checks": self.checks(),
             "errors": self.errors,
             "generator": self.generator,
@@ -245,25 +248,7 @@ class RunResult:
 
     def failure_message(self) -> str:
         """Every threshold with its observed value and limit; the failed ones marked."""
-        failed = self.failed_thresholds
-        head = (f"{len(failed)} of {len(self.thresholds)} thresholds failed"
-                if failed else "load aborted")
-        lines = [f"{head} for {self.nodeid}:"]
-        lines += [f"  {o.line()}" for o in self.thresholds]
-        if self.aborted:
-            lines.append(f"  run stopped early: {self.aborted}")
-        return "\n".join(lines)
-
-
-def _outcome_dict(o: Outcome) -> dict[str, Any]:
-    d: dict[str, Any] = {"metric": o.threshold.metric, "expression": o.threshold.expression,
-                         "observed": o.observed, "ok": o.ok, "unit": o.unit,
-                         "display": o.format_observed()}
-    if o.threshold.abort_on_fail:
-        d["abort_on_fail"] = True
-    if o.reason:
-        d["reason"] = o.reason
-    return d
+        return self.verdict.message(self.nodeid)
 
 
 def _iso(ts: float) -> str:

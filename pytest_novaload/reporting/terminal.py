@@ -1,7 +1,8 @@
-"""The k6-style end-of-test summary and the live progress line."""
+"""The k6-style end-of-test summary and the live progress line (one for every caller)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.metrics.builtins import unit_of
@@ -40,6 +41,49 @@ def progress_line(nodeid: str, s: Snapshot) -> str:
                 parts.append(f"failed {rate_sink.value('rate') * 100:.2f}%")
         break
     return "  ".join(parts)
+
+
+class LiveProgress:
+    """Live progress of one load test: on a TTY one line rewritten in place, otherwise a line
+    every 10 s. It starts below pytest's own line for the test and is left in place when the
+    run ends, so pytest's result marker is never overwritten. The session shows one process's
+    run with it, the xdist controller every shard merged (``suffix`` "[2 shards]")."""
+
+    def __init__(self, write: Callable[[str], None], nodeid: str, *, tty: bool,
+                 suffix: str = "") -> None:
+        self.write = write
+        self.nodeid = nodeid
+        self.tty = tty
+        self.suffix = suffix
+        self._last = -10.0
+        self._shown = False
+
+    @classmethod
+    def create(cls, write: Callable[[str], None] | None, nodeid: str, *, mode: str,
+               isatty: bool, suffix: str = "") -> LiveProgress | None:
+        """None when there is no terminal or ``mode`` is "off"; "auto" follows ``isatty``,
+        "tty" and "lines" force one style."""
+        if write is None or mode == "off":
+            return None
+        return cls(write, nodeid, tty=isatty if mode == "auto" else mode == "tty",
+                   suffix=suffix)
+
+    def show(self, s: Snapshot) -> None:
+        line = progress_line(self.nodeid, s) + self.suffix
+        lead = "" if self._shown else "\n"
+        if self.tty:
+            self.write(lead + "\r" + line[:150].ljust(150))
+            self._shown = True
+        elif s.elapsed - self._last >= 10.0:
+            self._last = s.elapsed
+            self.write(lead + line + "\n")
+            self._shown = True
+
+    def end(self) -> None:
+        """The run is over: end the rewritten line, so what follows starts on its own."""
+        if self.tty and self._shown:
+            self.write("\n")
+        self._shown = False
 
 
 # (counter, label, latency trend, failure rate): the first one the test uses is shown.

@@ -1,8 +1,10 @@
-"""k6 thresholds: parse the marker's expressions, judge them on a MetricStore."""
+"""k6 thresholds: parse the marker's expressions, evaluate them on a MetricStore, and the one
+``judge`` of a load test (its verdict and its abort_on_fail check)."""
 
 from __future__ import annotations
 
 from pytest_novaload.thresholds.evaluate import Outcome, evaluate, evaluate_all
+from pytest_novaload.thresholds.judge import Verdict, abort_check, judge
 from pytest_novaload.thresholds.parser import (
     AGGREGATIONS,
     OPERATORS,
@@ -16,8 +18,11 @@ __all__ = [
     "OPERATORS",
     "Outcome",
     "Threshold",
+    "Verdict",
+    "abort_check",
     "evaluate",
     "evaluate_all",
+    "judge",
     "parse_expression",
     "parse_thresholds",
 ]

@@ -68,9 +68,20 @@ class Outcome:
         return _trim(v, 4)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON builtins: the threshold's fields plus observed, ok, unit, kind, reason."""
-        return {**self.threshold.to_dict(), "observed": self.observed, "ok": self.ok,
-                "unit": self.unit, "kind": self.kind, "reason": self.reason}
+        """The one serialized form (summary.json's ``thresholds`` entries, the xdist wire):
+        metric, expression, observed, ok, unit, the observed value as printed (``display``),
+        kind and the parsed threshold; ``abort_on_fail``/``delay_abort_eval`` and ``reason``
+        only when set."""
+        th = self.threshold
+        d: dict[str, Any] = {"metric": th.metric, "expression": th.expression,
+                             "observed": self.observed, "ok": self.ok, "unit": self.unit,
+                             "display": self.format_observed(), "kind": self.kind,
+                             "agg": th.agg, "op": th.op, "limit": th.limit}
+        if th.abort_on_fail:
+            d.update(abort_on_fail=True, delay_abort_eval=th.delay_abort_eval)
+        if self.reason:
+            d["reason"] = self.reason
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Outcome:

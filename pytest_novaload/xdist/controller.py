@@ -1,7 +1,10 @@
-"""The controller side: every fan-out load test's barrier, ranks, merge and ONE report.
+"""The controller side: moves every fan-out load test (a ``Fanout``) through its states and
+does the I/O: side-channel messages, the barrier timer, progress, the merge and ONE verdict.
 
 Thread-safe: execnet receiver threads deliver shard messages, the main thread schedules,
-completes and emits reports, a timer thread enforces the barrier timeout.
+completes and reports, a timer thread enforces the barrier timeout. The controller judges
+the merged measurements once (``judge``) and sends them, with that verdict, to every shard;
+it reports from the result it already holds.
 """
 
 from __future__ import annotations
@@ -10,98 +13,69 @@ import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import execnet
-import pytest
-from xdist.workermanage import WorkerController
+from pytest_novaload.engine.runner import Snapshot
+from pytest_novaload.reporting.terminal import LiveProgress
+from pytest_novaload.session import NovaloadSession, build_result
+from pytest_novaload.thresholds import abort_check, judge
+from pytest_novaload.xdist.fanout import (
+    Cancellation,
+    Fanout,
+    Phase,
+    why_not_started,
+    worker_key,
+)
+from pytest_novaload.xdist.merge import ShardPart, fanout_extra, merge_parts
+from pytest_novaload.xdist.wire import (
+    Abort,
+    Arrive,
+    Cancel,
+    Done,
+    Go,
+    LoadMeta,
+    Merged,
+    Message,
+    Meta,
+    Progress,
+    Result,
+    decode,
+    encode,
+)
 
-from pytest_novaload.engine.runner import Snapshot, window_lines
-from pytest_novaload.metrics import MetricStore
-from pytest_novaload.reporting import terminal
-from pytest_novaload.reporting.model import RunResult, threshold_keys
-from pytest_novaload.session import NovaloadSession, build_result, report_properties
-from pytest_novaload.thresholds import Threshold, evaluate
-from pytest_novaload.xdist.merge import merge_parts
-from pytest_novaload.xdist.wire import ShardPart, output_to_wire, threshold_from_wire
+if TYPE_CHECKING:
+    import execnet
+
+__all__ = ["Coordinator", "Reporter"]
 
 
-@dataclass
-class _Run:
-    """One load test on the controller: barrier, shards, merge, verdict."""
+class Reporter(Protocol):
+    """Logs a load test's one report (xdist/report.py does it through pytest's hooks)."""
 
-    nodeid: str
-    location: tuple[str, int | None, str]
-    executor: dict[str, Any]
-    thresholds: tuple[Threshold, ...]
-    nodes: list[str]                                   # workers expected to run a shard
-    arrived: dict[str, float] = field(default_factory=dict)
-    released: float = 0.0                              # unix time of the "go"; 0: not yet
-    ranks: dict[str, int] = field(default_factory=dict)
-    world: int = 0
-    results: dict[str, ShardPart] = field(default_factory=dict)
-    done: dict[str, dict[str, Any]] = field(default_factory=dict)
-    complete: set[str] = field(default_factory=set)
-    left: dict[str, str] = field(default_factory=dict)  # worker -> why it left mid-test
-    lost_before_start: list[str] = field(default_factory=list)
-    failure: str | None = None                         # a worker crashed or left mid-test
-    cancelled: str | None = None
-    cause: str | None = None                           # the worker whose report explains it
-    silent: bool = False                               # cancelled by -x/--maxfail: no report
-    interrupted: bool = False                          # Ctrl-C on the controller
-    abort_reason: str | None = None
-    merged: bool = False
-    result: RunResult | None = None
-    windows: dict[int, MetricStore] = field(default_factory=dict)
-    cumulative: MetricStore = field(default_factory=MetricStore)
-    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ticks: dict[str, int] = field(default_factory=dict)   # progress messages per shard
-    shown_tick: int = 0
-    last_line: float = -1.0
-    last_check: float = 0.0
-    emitted: bool = False                              # the verdict is being / was logged
-    reported: bool = False                             # ... and -x/--maxfail has seen it
-    timer: threading.Timer | None = None
-
-    def sort_key(self, worker: str) -> tuple[int, int]:
-        rank = self.ranks.get(worker)
-        seq = self.nodes.index(worker) if worker in self.nodes else 1 << 20
-        return (rank if rank is not None else 1 << 20, seq)
-
-    def timeseries(self) -> list[dict[str, Any]]:
-        keys = threshold_keys(self.thresholds)
-        lines: list[dict[str, Any]] = []
-        for t in sorted(self.windows):
-            lines.extend(window_lines(self.windows[t], t, self.nodeid, keys))
-        return lines
+    def report(self, fanout: Fanout) -> str | None:
+        """Log the report, record the result; return why the session stops (-x), if it does."""
 
 
 class Coordinator:
-    """Controller state of every fan-out load test. Thread-safe: execnet receiver threads
-    deliver shard messages, the main thread schedules, completes and emits reports, a timer
-    thread enforces the barrier timeout."""
+    """Controller state of every fan-out load test, in the order the scheduler sent them."""
 
-    def __init__(self, config: pytest.Config, session: NovaloadSession) -> None:
-        self.config = config
+    def __init__(self, session: NovaloadSession, reporter: Reporter) -> None:
         self.session = session
+        self.reporter = reporter
         self.barrier_timeout = session.options.barrier_timeout
-        self.meta: dict[str, dict[str, Any]] = {}
-        self.runs: dict[str, _Run] = {}
-        self.order: list[_Run] = []
+        self.meta: dict[str, LoadMeta] = {}
+        self.runs: dict[str, Fanout] = {}
+        self.order: list[Fanout] = []
         self.channels: dict[str, execnet.Channel] = {}
-        self.controllers: dict[str, WorkerController] = {}
         self.down: set[str] = set()
         self._lock = threading.RLock()
-        self._tty_line = False
+        self._progress: LiveProgress | None = None
 
     # -- wiring -----------------------------------------------------------------------------
-    def connect(self, node: WorkerController, channel: execnet.Channel) -> None:
-        wid = str(node.gateway.id)
+    def connect(self, wid: str, channel: execnet.Channel) -> None:
         with self._lock:
             self.channels[wid] = channel
-            self.controllers[wid] = node
-        channel.setcallback(lambda msg: self._receive(wid, msg))
+        channel.setcallback(lambda raw: self._receive(wid, raw))
 
     def load_ids(self) -> set[str]:
         with self._lock:
@@ -111,55 +85,49 @@ class Coordinator:
         """The scheduler sent these load tests to these workers, in this order."""
         with self._lock:
             for nodeid in nodeids:
-                meta = self.meta[nodeid]
-                loc = meta["location"]
-                run = _Run(nodeid, (str(loc[0]), loc[1], str(loc[2])), dict(meta["executor"]),
-                           tuple(threshold_from_wire(t) for t in meta["thresholds"]),
-                           sorted(workers, key=_worker_key))
+                run = Fanout(nodeid, self.meta[nodeid], sorted(workers, key=worker_key))
                 self.runs[nodeid] = run
                 self.order.append(run)
 
-    def _send(self, wid: str, msg: tuple[Any, ...]) -> None:
+    def _send(self, wid: str, msg: Message) -> None:
         channel = self.channels.get(wid)
         if channel is None or wid in self.down:
             return
         with contextlib.suppress(OSError):
-            channel.send(msg)
+            channel.send(encode(msg))
 
-    # -- messages from shards (receiver threads) --------------------------------------------------
-    def _receive(self, wid: str, msg: Any) -> None:
+    # -- messages from shards (receiver threads) --------------------------------------------
+    def _receive(self, wid: str, raw: Any) -> None:
         try:
-            kind = msg[0]
-            if kind == "meta":
-                with self._lock:
-                    for nodeid, meta in msg[1].items():
-                        self.meta.setdefault(nodeid, meta)
-                return
+            msg = decode(raw)
             with self._lock:
-                run = self.runs.get(msg[1])
-                if run is None:
-                    if kind == "arrive":
-                        self._send(wid, ("cancel", msg[1], f"{msg[1]} is not a fan-out load "
-                                         "test on this controller"))
+                if isinstance(msg, Meta):
+                    for nodeid, meta in msg.tests.items():
+                        self.meta.setdefault(nodeid, meta)
                     return
-                if kind == "arrive":
+                run = self.runs.get(msg.nodeid)
+                if run is None:
+                    if isinstance(msg, Arrive):
+                        self._send(wid, Cancel(msg.nodeid, f"{msg.nodeid} is not a fan-out "
+                                               "load test on this controller"))
+                elif isinstance(msg, Arrive):
                     self._arrive(run, wid)
-                elif kind == "progress":
-                    self._progress(run, wid, msg[2])
-                elif kind == "result":
-                    self._result(run, wid, msg[2])
-                elif kind == "done":
-                    self._done(run, wid, msg[2])
+                elif isinstance(msg, Progress):
+                    self._on_progress(run, wid, msg)
+                elif isinstance(msg, Result):
+                    self._on_result(run, wid, msg)
+                elif isinstance(msg, Done):
+                    self._on_done(run, wid, msg)
         except Exception as exc:  # never raise into execnet's receiver thread
             self._warn(f"pytest-novaload: bad side-channel message from {wid}: {exc!r}")
 
-    def _arrive(self, run: _Run, wid: str) -> None:
-        if run.cancelled is not None:
-            self._send(wid, ("cancel", run.nodeid, run.cancelled))
+    def _arrive(self, run: Fanout, wid: str) -> None:
+        if run.cancel is not None:
+            self._send(wid, Cancel(run.nodeid, run.cancel.reason))
             return
-        if run.released or wid not in run.nodes:
-            self._send(wid, ("cancel", run.nodeid, f"{run.nodeid}: worker '{wid}' arrived at "
-                             "a start barrier it is not part of"))
+        if run.phase is not Phase.BARRIER or wid not in run.nodes:
+            self._send(wid, Cancel(run.nodeid, f"{run.nodeid}: worker '{wid}' arrived at a "
+                                   "start barrier it is not part of"))
             return
         run.arrived[wid] = time.time()
         if run.timer is None:
@@ -168,24 +136,24 @@ class Coordinator:
             run.timer.start()
         self._maybe_release(run)
 
-    def _maybe_release(self, run: _Run) -> None:
-        if run.released or run.cancelled is not None or not run.nodes:
+    def _maybe_release(self, run: Fanout) -> None:
+        if run.phase is not Phase.BARRIER or not run.nodes:
             return
         if not all(w in run.arrived for w in run.nodes):
             return
-        if not all(r.reported for r in self.order[:self.order.index(run)]):
+        if not all(r.phase is Phase.REPORTED for r in self.order[:self.order.index(run)]):
             return  # the previous verdict first: -x stops here, output stays in order
         if run.timer is not None:
             run.timer.cancel()
-        run.world = len(run.nodes)
         run.ranks = {w: i for i, w in enumerate(run.nodes)}
         run.released = time.time()
+        run.move(Phase.RUNNING)
         for w, rank in run.ranks.items():
-            self._send(w, ("go", run.nodeid, rank, run.world))
+            self._send(w, Go(run.nodeid, rank, run.world))
 
-    def _barrier_expired(self, run: _Run) -> None:
+    def _barrier_expired(self, run: Fanout) -> None:
         with self._lock:
-            if run.released or run.cancelled is not None:
+            if run.phase is not Phase.BARRIER:
                 return
             missing = [w for w in run.nodes if w not in run.arrived]
             late = (f"worker(s) {', '.join(missing)} did not reach the start barrier"
@@ -193,166 +161,126 @@ class Coordinator:
             self._cancel(run, f"{run.nodeid}: {late} within {self.barrier_timeout:g}s; no "
                               "shard ran. Raise --load-barrier-timeout if setup is that slow")
 
-    def _cancel(self, run: _Run, reason: str, *, cause: str | None = None,
+    def _cancel(self, run: Fanout, reason: str, *, cause: str | None = None,
                 silent: bool = False) -> None:
-        run.cancelled = reason
+        run.move(Phase.CANCELLED)
+        run.cancel = Cancellation(reason, silent)
         run.cause = cause
-        run.silent = silent
         if run.timer is not None:
             run.timer.cancel()
         for w in run.arrived:
-            self._send(w, ("cancel", run.nodeid, reason))
+            self._send(w, Cancel(run.nodeid, reason))
 
-    def _abort(self, run: _Run, reason: str) -> None:
+    def _abort(self, run: Fanout, reason: str) -> None:
         if run.abort_reason is None:
             run.abort_reason = reason
-        for w in run.ranks:
-            if w not in run.results and w not in run.left:
-                self._send(w, ("abort", run.nodeid, reason))
+        for w in run.missing():
+            self._send(w, Abort(run.nodeid, reason))
 
-    def _progress(self, run: _Run, wid: str, d: dict[str, Any]) -> None:
-        if not run.released or run.merged:
+    def _on_progress(self, run: Fanout, wid: str, msg: Progress) -> None:
+        if run.phase is not Phase.RUNNING:
             return
-        self._add_windows(run, d.get("windows") or ())
-        run.progress[wid] = {k: v for k, v in d.items() if k != "windows"}
-        run.ticks[wid] = run.ticks.get(wid, 0) + 1
+        run.windows.add(msg.windows)
+        run.live.latest[wid] = msg
+        run.live.ticks[wid] = run.live.ticks.get(wid, 0) + 1
         self._check_abort(run)
         self._show_progress(run)
 
-    def _add_windows(self, run: _Run, windows: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        for t, wd in windows:
-            window = MetricStore.from_dict(wd)
-            run.cumulative.merge(window)  # copies what it keeps: window stays independent
-            mine = run.windows.get(int(t))
-            if mine is None:
-                run.windows[int(t)] = window
-            else:
-                mine.merge(window)
-
-    def _check_abort(self, run: _Run) -> None:
+    def _check_abort(self, run: Fanout) -> None:
         """abort_on_fail judged on every shard's windows merged (counts are exact, digests
-        compacted); a shard also judges its own numbers every second."""
-        ths = [t for t in run.thresholds if t.abort_on_fail]
+        compacted) at most twice a second; a shard also judges its own numbers every second
+        (gauges only there: summed windows say nothing of a gauge)."""
         now = time.monotonic()
-        if not ths or run.abort_reason is not None or now - run.last_check < 0.5:
+        if run.abort_reason is not None or now - run.live.last_abort_check < 0.5:
             return
-        run.last_check = now
-        elapsed = time.time() - run.released
-        for th in ths:
-            name = th.metric.split("{", 1)[0]
-            if elapsed < th.delay_abort_eval or (
-                    name in run.cumulative and run.cumulative.kind(name) == "gauge"):
-                continue  # summed windows say nothing of a gauge: the shards judge those
-            outcome = evaluate(th, run.cumulative, elapsed)
-            if outcome.observed is not None and not outcome.ok:
-                self._abort(run, f"abort_on_fail: {outcome.line()} "
-                                 f"(all {run.world} shards merged)")
-                return
+        run.live.last_abort_check = now
+        reason = abort_check(run.meta.thresholds, run.windows.total,
+                             time.time() - run.released, skip_gauges=True)
+        if reason is not None:
+            self._abort(run, f"{reason} (all {run.world} shards merged)")
 
-    def _result(self, run: _Run, wid: str, d: dict[str, Any]) -> None:
-        part = ShardPart.from_wire(wid, d)
+    def _on_result(self, run: Fanout, wid: str, msg: Result) -> None:
+        part = ShardPart(wid, msg.rank, msg.measured)
         run.results[wid] = part
-        self._add_windows(run, d.get("windows") or ())
-        if part.aborted and run.abort_reason is None:
-            self._abort(run, f"{part.aborted} (shard {part.rank + 1}/{run.world}, "
+        run.windows.add(msg.windows)
+        if part.measured.aborted and run.abort_reason is None:
+            self._abort(run, f"{part.measured.aborted} (shard {part.rank + 1}/{run.world}, "
                              f"worker '{wid}')")
         self._maybe_merge(run)
 
-    def _done(self, run: _Run, wid: str, d: dict[str, Any]) -> None:
-        run.done[wid] = d
-        if not d.get("arrived"):
-            if not run.released and run.cancelled is None:
+    def _on_done(self, run: Fanout, wid: str, msg: Done) -> None:
+        run.done[wid] = msg
+        if not msg.arrived:
+            if run.phase is Phase.BARRIER:
                 self._cancel(run, f"{run.nodeid}: the shard on worker '{wid}' "
-                                  f"{_why_not_started(d.get('reports') or [])}, so no shard "
-                                  "ran", cause=wid)
-        elif run.released and wid not in run.results and wid not in run.left:
+                                  f"{why_not_started(msg.reports)}, so no shard ran",
+                             cause=wid)
+        elif run.phase is Phase.RUNNING and wid in run.missing():
             run.left[wid] = "failed before it sent its measurements"
             run.cause = wid
             self._abort(run, f"the shard on worker '{wid}' failed")
             self._maybe_merge(run)
 
-    def _maybe_merge(self, run: _Run) -> None:
-        if not run.released or run.merged:
+    def _maybe_merge(self, run: Fanout) -> None:
+        """Every shard's measurements are in (or given up on): merge them, judge them once,
+        and send both to every shard that reported."""
+        if run.phase is not Phase.RUNNING or run.missing():
             return
-        if any(w not in run.results and w not in run.left for w in run.ranks):
-            return
-        run.merged = True
+        run.move(Phase.MERGED)
         self._end_progress()
         parts = sorted(run.results.values(), key=lambda p: p.rank)
         if not parts:
             return
-        output = merge_parts(parts, aborted=run.abort_reason)
-        output.interrupted = output.interrupted or run.interrupted
-        extra = self._extra(run, parts)
-        lost = [w for w in run.ranks if w in run.left and w not in run.results]
+        merged = merge_parts(parts, aborted=run.abort_reason)
+        merged.interrupted = merged.interrupted or run.interrupted
+        lost = run.lost()
+        extra = fanout_extra(parts, lost=lost, lost_before_start=run.lost_before_start)
         failure = None
         if lost:
             failure = (f"{run.failure or 'a shard left'}; the measurements of the other "
                        f"{len(parts)} shard(s) are kept in summary.json")
-        run.result = build_result(run.nodeid, run.thresholds, run.executor, output,
+        verdict = judge(run.meta.thresholds, merged.store, merged.duration,
+                        aborted=merged.aborted, interrupted=merged.interrupted)
+        run.result = build_result(run.nodeid, run.meta.executor, merged, verdict,
                                   shards=run.world, extra=extra)
-        payload = output_to_wire(output)
-        payload.update(shards=run.world, extra=extra, failure=failure)
         for w in run.results:
-            self._send(w, ("merged", run.nodeid, payload))
+            self._send(w, Merged(run.nodeid, merged, verdict, run.world, extra, failure))
 
-    def _extra(self, run: _Run, parts: Sequence[ShardPart]) -> dict[str, Any]:
-        starts = [p.started for p in parts]
-        extra: dict[str, Any] = {
-            "start_spread_ms": round((max(starts) - min(starts)) * 1000.0, 3),
-            "workers": [{"worker": p.worker, "rank": p.rank} for p in parts],
-        }
-        lost = [{"worker": w, "rank": run.ranks[w], "reason": run.left[w]}
-                for w in run.ranks if w in run.left and w not in run.results]
-        if lost:
-            extra["lost_shards"] = lost
-        if run.lost_before_start:
-            extra["workers_lost_before_start"] = list(run.lost_before_start)
-        return extra
-
-    # -- progress ---------------------------------------------------------------------------------
-    def _show_progress(self, run: _Run) -> None:
-        write = self.session.write
-        mode = self.session.options.progress
-        if write is None or mode == "off" or not run.progress:
-            return
-        tty = self.session.isatty if mode == "auto" else mode == "tty"
+    # -- progress ---------------------------------------------------------------------------
+    def _show_progress(self, run: Fanout) -> None:
         # One line per round: once every running shard has sent this second's numbers.
-        tick = min(run.ticks.get(w, 0) for w in run.ranks if w not in run.left) \
-            if any(w not in run.left for w in run.ranks) else 0
-        if tick <= run.shown_tick:
+        running = run.running_shards()
+        tick = min(run.live.ticks.get(w, 0) for w in running) if running else 0
+        if tick <= run.live.shown:
             return
-        run.shown_tick = tick
-        counts = list(run.progress.values())
-        elapsed = max(float(c["elapsed"]) for c in counts)
-        if not tty and run.last_line >= 0 and elapsed - run.last_line < 10.0:
+        run.live.shown = tick
+        if self._progress is None or self._progress.nodeid != run.nodeid:
+            self._progress = LiveProgress.create(
+                self.session.write, run.nodeid, mode=self.session.options.progress,
+                isatty=self.session.isatty, suffix=f"  [{run.world} shards]")
+        if self._progress is None:
             return
-        run.last_line = elapsed
-        snap = Snapshot(elapsed=elapsed, planned=max(float(c["planned"]) for c in counts),
-                        vus=sum(int(c["vus"]) for c in counts),
-                        vus_max=sum(int(c["vus_max"]) for c in counts),
-                        iterations=sum(int(c["iterations"]) for c in counts),
-                        store=run.cumulative)
-        line = f"{terminal.progress_line(run.nodeid, snap)}  [{run.world} shards]"
+        latest = list(run.live.latest.values())
+        snap = Snapshot(elapsed=max(p.elapsed for p in latest),
+                        planned=max(p.planned for p in latest),
+                        vus=sum(p.vus for p in latest), vus_max=sum(p.vus_max for p in latest),
+                        iterations=sum(p.iterations for p in latest),
+                        store=run.windows.total)
         with contextlib.suppress(Exception):
-            if tty:
-                write("\r" + line[:150].ljust(150))
-                self._tty_line = True
-            else:
-                write(line + "\n")
+            self._progress.show(snap)
 
     def _end_progress(self) -> None:
-        if self._tty_line and self.session.write is not None:
+        if self._progress is not None:
             with contextlib.suppress(Exception):
-                self.session.write("\r" + " " * 150 + "\r")
-        self._tty_line = False
+                self._progress.end()
+        self._progress = None
 
     def _warn(self, text: str) -> None:
         if self.session.write is not None:
             with contextlib.suppress(Exception):
                 self.session.write(text + "\n")
 
-    # -- main thread: scheduler events ------------------------------------------------------------
+    # -- main thread: scheduler events ------------------------------------------------------
     def shard_complete(self, wid: str, nodeid: str) -> None:
         """xdist says worker ``wid`` finished its item ``nodeid`` (its done message is in)."""
         with self._lock:
@@ -360,12 +288,12 @@ class Coordinator:
             if run is None:
                 return
             run.complete.add(wid)
-        self._maybe_emit(run)
+        self._maybe_report(run)
 
     def node_down(self, wid: str, error: object | None) -> None:
         """A worker crashed or left. Its current load test fails (the other shards stop and
         keep their measurements); later load tests run without it."""
-        touched: list[_Run] = []
+        touched: list[Fanout] = []
         with self._lock:
             self.down.add(wid)
             why = (f"crashed ({error})" if error else
@@ -385,20 +313,20 @@ class Coordinator:
                 where = f" (shard {rank + 1}/{run.world})" if rank is not None else ""
                 run.failure = run.failure or (
                     f"worker '{wid}' {why} while running {run.nodeid}{where}")
-                if run.released:
+                if run.phase is Phase.RUNNING:
                     if wid not in run.results:
                         self._abort(run, f"worker '{wid}' {why}")
                     self._maybe_merge(run)
-                elif run.cancelled is None:
+                elif run.phase is Phase.BARRIER:
                     self._cancel(run, run.failure)
         for run in touched:
-            self._maybe_emit(run)
+            self._maybe_report(run)
 
     def stop_pending(self, reason: str) -> None:
         """The session stops (-x/--maxfail): load tests that have not started never will."""
         with self._lock:
             for run in self.order:
-                if not run.released and run.cancelled is None and not run.emitted:
+                if run.phase is Phase.BARRIER:
                     self._cancel(run, reason, silent=True)
 
     def close(self) -> None:
@@ -411,123 +339,42 @@ class Coordinator:
         """Ctrl-C: stop the running shards, wait ``grace`` seconds for what they measured and
         record it, judged on nothing, as "interrupted" (the workers are still connected)."""
         with self._lock:
-            running = [r for r in self.order if r.released and not r.emitted]
+            running = [r for r in self.order if r.phase is Phase.RUNNING]
             for run in running:
-                if not run.merged:
-                    run.interrupted = True
-                    self._abort(run, "interrupted (Ctrl-C)")
+                run.interrupted = True
+                self._abort(run, "interrupted (Ctrl-C)")
+            running += [r for r in self.order if r.phase is Phase.MERGED]
         deadline = time.monotonic() + grace
         while running and time.monotonic() < deadline:
             with self._lock:
-                if all(r.merged for r in running):
+                if all(r.phase is not Phase.RUNNING for r in running):
                     break
             time.sleep(0.05)
         for run in running:
             with self._lock:
-                if not run.merged:
-                    for w in run.ranks:  # gone or silent: merge what did arrive
-                        if w not in run.results:
-                            run.left.setdefault(w, "sent nothing before the interrupt")
+                if run.phase is Phase.RUNNING:
+                    for w in run.missing():  # gone or silent: merge what did arrive
+                        run.left[w] = "sent nothing before the interrupt"
                     self._maybe_merge(run)
-                result = run.result if not run.emitted else None
-                run.emitted = True
+                result = run.result if run.phase is Phase.MERGED else None
+                if run.phase is Phase.MERGED:
+                    run.move(Phase.REPORTED)
             if result is not None:
                 self.session.record(result, run.timeseries())
 
-    # -- main thread: the one report per load test --------------------------------------------
-    def _maybe_emit(self, run: _Run) -> None:
+    # -- main thread: the one report per load test ------------------------------------------
+    def _maybe_report(self, run: Fanout) -> None:
         with self._lock:
-            if run.emitted or any(w not in run.complete and w not in run.left
-                                  for w in run.nodes):
+            if not run.ready_to_report():
                 return
-            if run.released and not run.merged:
-                return  # a shard's measurements are still on their way
-            run.emitted = True
-            chosen = None if run.silent else self._pick(run)
-        if chosen is not None:
-            self._emit(run, chosen)
+            run.move(Phase.REPORTING)
+        stop = None
+        if run.cancel is None or not run.cancel.silent:
+            stop = self.reporter.report(run)
         with self._lock:
-            run.reported = True
+            run.move(Phase.REPORTED)
+            if stop is not None:
+                self.stop_pending(stop)
             later = self.order[self.order.index(run) + 1:]
             if later:
                 self._maybe_release(later[0])
-
-    def _pick(self, run: _Run) -> tuple[str | None, list[dict[str, Any]]]:
-        """The shard whose reports stand for the test: the one that explains a cancel, else
-        the first failing shard by rank, else rank 0."""
-        if run.cause is not None and run.cause in run.done:
-            return run.cause, list(run.done[run.cause]["reports"])
-        ordered = sorted(run.done, key=run.sort_key)
-        for w in ordered:
-            reports = list(run.done[w]["reports"])
-            if any(r.get("outcome") == "failed" for r in reports):
-                return w, reports
-        if ordered:
-            return ordered[0], list(run.done[ordered[0]]["reports"])
-        return None, []
-
-    def _emit(self, run: _Run, chosen: tuple[str | None, list[dict[str, Any]]]) -> None:
-        config = self.config
-        hook = config.hook
-        wid, data = chosen
-        reports: list[pytest.TestReport] = [
-            hook.pytest_report_from_serializable(config=config, data=d) for d in data]
-        if run.failure and not any(r.failed for r in reports):
-            # A shard crashed after it had sent everything: still a failure.
-            reports, wid = self._synthetic(run, run.failure), None
-        elif not reports:
-            reports = self._synthetic(run, run.failure or run.cancelled or
-                                      f"{run.nodeid}: no shard reported")
-        props = report_properties(run.result) if run.result is not None else []
-        for rep in reports:
-            if rep.when in ("call", "teardown") and props:  # JUnit reads the teardown's
-                have = {k for k, _ in rep.user_properties}
-                rep.user_properties = list(rep.user_properties) + [
-                    (k, v) for k, v in props if k not in have]
-        if run.result is not None:
-            outcome = ("failed" if any(r.failed for r in reports) else
-                       next((r.outcome for r in reports if r.when == "call"), "passed"))
-            self.session.record(run.result, run.timeseries())
-            self.session.set_outcome(run.nodeid, outcome)
-        node = self.controllers.get(wid) if wid is not None else None
-        hook.pytest_runtest_logstart(nodeid=run.nodeid, location=run.location)
-        for rep in reports:
-            if node is not None:
-                rep.node = node  # type: ignore[attr-defined]
-            hook.pytest_runtest_logreport(report=rep)
-        hook.pytest_runtest_logfinish(nodeid=run.nodeid, location=run.location)
-        failed = next((r for r in reports if r.failed), None)
-        dsession = config.pluginmanager.getplugin("dsession")
-        if failed is not None and dsession is not None:
-            # DSession counts only reports that come from workers: count ours for -x/--maxfail.
-            handle = getattr(dsession, "_handlefailures", None)
-            if handle is not None:
-                handle(failed)
-            if getattr(dsession, "shouldstop", False):
-                self.stop_pending(str(dsession.shouldstop))
-
-    def _synthetic(self, run: _Run, message: str) -> list[pytest.TestReport]:
-        props = report_properties(run.result) if run.result is not None else []
-        common: dict[str, Any] = {"nodeid": run.nodeid, "location": run.location,
-                                  "keywords": {run.nodeid.rsplit("::", 1)[-1]: 1}}
-        return [pytest.TestReport(outcome="passed", longrepr=None, when="setup", **common),
-                pytest.TestReport(outcome="failed", longrepr=message, when="call",
-                                  user_properties=props, **common),
-                pytest.TestReport(outcome="passed", longrepr=None, when="teardown", **common)]
-
-
-def _worker_key(wid: str) -> tuple[int, str]:
-    """gw2 before gw10: ranks follow the worker numbers."""
-    digits = "".join(ch for ch in wid if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, wid)
-
-
-def _why_not_started(reports: list[dict[str, Any]]) -> str:
-    for r in reports:
-        if r.get("outcome") == "failed":
-            return ("failed in setup" if r.get("when") == "setup" else
-                    "failed before it called load.run")
-        if r.get("outcome") == "skipped":
-            return "was skipped"
-    return "ended without calling load.run"
-

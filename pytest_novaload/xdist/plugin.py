@@ -18,8 +18,9 @@ from xdist.workermanage import WorkerController
 from pytest_novaload.session import TARGET_ENV, NovaloadSession
 from pytest_novaload.thresholds import Threshold
 from pytest_novaload.xdist.controller import Coordinator
+from pytest_novaload.xdist.report import ReportLogger
 from pytest_novaload.xdist.scheduler import FanoutScheduling
-from pytest_novaload.xdist.wire import threshold_to_wire
+from pytest_novaload.xdist.wire import LoadMeta, Meta
 from pytest_novaload.xdist.worker import WorkerShard
 
 ShardMetaFn = Callable[[pytest.Item], tuple[dict[str, Any], tuple[Threshold, ...]] | None]
@@ -37,16 +38,16 @@ class WorkerPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # Sent before xdist's own collectionfinish (tryfirst, same gateway): the controller
         # knows the load tests when it schedules.
-        metas: dict[str, Any] = {}
+        metas: dict[str, LoadMeta] = {}
         for item in session.items:
             meta = self.meta_of(item)
             if meta is None:
                 continue
             executor, thresholds = meta
-            metas[item.nodeid] = {"location": tuple(item.location), "executor": executor,
-                                  "thresholds": [threshold_to_wire(t) for t in thresholds]}
+            path, line, name = item.location
+            metas[item.nodeid] = LoadMeta((str(path), line, name), executor, thresholds)
         self.shard.load_ids = set(metas)
-        self.shard.send(("meta", metas))
+        self.shard.send(Meta(metas))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item,
@@ -67,7 +68,12 @@ class ControllerPlugin:
 
     def __init__(self, config: pytest.Config, session: NovaloadSession) -> None:
         self.config = config
-        self.coordinator = Coordinator(config, session)
+        self.reports = ReportLogger(config, session)
+        self.coordinator = Coordinator(session, self.reports)
+
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.reports.pytest_session = session
 
     @pytest.hookimpl
     def pytest_configure_node(self, node: WorkerController) -> None:
@@ -75,7 +81,9 @@ class ControllerPlugin:
         node.workerinput["novaload_channel"] = channel
         node.workerinput["novaload_env"] = {k: os.environ[k] for k in TARGET_ENV
                                             if k in os.environ}
-        self.coordinator.connect(node, channel)
+        wid = str(node.gateway.id)
+        self.reports.nodes[wid] = node
+        self.coordinator.connect(wid, channel)
 
     @pytest.hookimpl
     def pytest_xdist_make_scheduler(self, config: pytest.Config,

@@ -1,54 +1,223 @@
-"""What travels over the xdist side channel, as builtins (execnet carries nothing else).
+"""The side channel's messages, typed, and how they travel: as tuples of builtins, the only
+thing execnet carries. ``encode`` and ``decode`` are the one place that knows the tuples.
 
+worker -> controller: ``Meta``, ``Arrive``, ``Progress``, ``Result``, ``Done``;
+controller -> worker: ``Go``, ``Cancel``, ``Abort``, ``Merged``.
 Pure: no pytest, xdist or execnet import, so it is unit-tested without them.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_novaload.engine.runner import RunOutput
+from pytest_novaload.engine.runner import Measurements
 from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore, Trend
-from pytest_novaload.thresholds import Threshold
+from pytest_novaload.thresholds import Threshold, Verdict
+
+__all__ = ["WINDOW_CENTROIDS", "Abort", "Arrive", "Cancel", "Done", "Go", "LoadMeta",
+           "Merged", "Message", "Meta", "Progress", "Result", "WindowList", "compact_store_dict",
+           "decode",
+           "encode", "measurements_from_wire", "measurements_to_wire"]
 
 WINDOW_CENTROIDS = 64
 """Per-second windows travel with their digests compacted to this many centroids."""
 
-@dataclass
-class ShardPart:
-    """What one shard measured, as the controller merges it."""
+WindowList = list[tuple[int, dict[str, Any]]]
+"""(unix second, ``MetricStore.to_dict()`` of that second), as a shard streams them."""
 
-    worker: str
-    rank: int
-    store: MetricStore
-    errors: ErrorLog
-    started: float
-    finished: float
-    duration: float
-    aborted: str | None = None
-    interrupted: bool = False
-    generator: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_output(cls, worker: str, rank: int, output: RunOutput) -> ShardPart:
-        return cls(worker, rank, output.store, output.errors, output.started, output.finished,
-                   output.duration, output.aborted, output.interrupted, output.generator)
+@dataclass(frozen=True)
+class LoadMeta:
+    """What the controller knows of a load test: it only sees nodeids, never markers."""
+
+    location: tuple[str, int | None, str]
+    executor: dict[str, Any]
+    thresholds: tuple[Threshold, ...]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"rank": self.rank, "store": self.store.to_dict(),
-                "errors": self.errors.to_list(), "started": self.started,
-                "finished": self.finished, "duration": self.duration, "aborted": self.aborted,
-                "interrupted": self.interrupted, "generator": self.generator}
+        return {"location": self.location, "executor": self.executor,
+                "thresholds": [t.to_dict() for t in self.thresholds]}
 
     @classmethod
-    def from_wire(cls, worker: str, d: dict[str, Any]) -> ShardPart:
-        return cls(worker, int(d["rank"]), MetricStore.from_dict(d["store"]),
-                   ErrorLog.from_list(list(d["errors"])), float(d["started"]),
-                   float(d["finished"]), float(d["duration"]), d.get("aborted"),
-                   bool(d.get("interrupted")), dict(d.get("generator") or {}))
+    def from_wire(cls, d: dict[str, Any]) -> LoadMeta:
+        loc = d["location"]
+        return cls((str(loc[0]), loc[1], str(loc[2])), dict(d["executor"]),
+                   tuple(Threshold.from_dict(t) for t in d["thresholds"]))
+
+
+@dataclass(frozen=True)
+class Meta:
+    """A worker's load tests, sent before xdist's own collection report."""
+
+    tests: dict[str, LoadMeta]
+
+
+@dataclass(frozen=True)
+class Arrive:
+    """The shard is set up and waits at the start barrier."""
+
+    nodeid: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A shard's numbers once a second, with the windows it closed since the last one."""
+
+    nodeid: str
+    elapsed: float
+    planned: float
+    vus: int
+    vus_max: int
+    iterations: int
+    windows: WindowList = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a shard measured, sent when its run ends (with its last windows)."""
+
+    nodeid: str
+    rank: int
+    measured: Measurements
+    windows: WindowList = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Done:
+    """The item's protocol ended on the worker: its serialized reports, and whether the
+    shard reached the barrier at all."""
+
+    nodeid: str
+    arrived: bool
+    reports: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Go:
+    """Every shard arrived: start now, as ``rank`` of ``world``."""
+
+    nodeid: str
+    rank: int
+    world: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Do not start: ``reason`` says why."""
+
+    nodeid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop the running shard now (abort_on_fail on the merged numbers, a lost peer...)."""
+
+    nodeid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Merged:
+    """Every shard's measurements merged and the controller's verdict on them: what
+    ``load.run`` returns on each shard."""
+
+    nodeid: str
+    measured: Measurements
+    verdict: Verdict
+    shards: int
+    extra: dict[str, Any] = field(default_factory=dict)  # start spread, lost shards...
+    failure: str | None = None    # set when a shard crashed or left: names the worker
+
+
+Message = Meta | Arrive | Progress | Result | Done | Go | Cancel | Abort | Merged
+
+
+def measurements_to_wire(m: Measurements) -> dict[str, Any]:
+    """A run's measurements as builtins (its local time series stays home)."""
+    return {"store": m.store.to_dict(), "errors": m.errors.to_list(), "started": m.started,
+            "finished": m.finished, "duration": m.duration, "aborted": m.aborted,
+            "interrupted": m.interrupted, "generator": m.generator}
+
+
+def measurements_from_wire(d: dict[str, Any]) -> Measurements:
+    return Measurements(store=MetricStore.from_dict(d["store"]),
+                        errors=ErrorLog.from_list(list(d["errors"])),
+                        started=float(d["started"]), finished=float(d["finished"]),
+                        duration=float(d["duration"]), timeseries=[],
+                        interrupted=bool(d.get("interrupted")), aborted=d.get("aborted"),
+                        generator=dict(d.get("generator") or {}))
+
+
+def _windows(raw: Any) -> WindowList:
+    return [(int(t), d) for t, d in (raw or ())]
+
+
+def encode(msg: Message) -> tuple[Any, ...]:
+    """The tuple that travels: ``(kind, nodeid, ...)``; ``("meta", {nodeid: meta})``."""
+    if isinstance(msg, Meta):
+        return ("meta", {n: m.to_wire() for n, m in msg.tests.items()})
+    if isinstance(msg, Arrive):
+        return ("arrive", msg.nodeid)
+    if isinstance(msg, Progress):
+        return ("progress", msg.nodeid, {
+            "elapsed": msg.elapsed, "planned": msg.planned, "vus": msg.vus,
+            "vus_max": msg.vus_max, "iterations": msg.iterations, "windows": msg.windows})
+    if isinstance(msg, Result):
+        return ("result", msg.nodeid, {"rank": msg.rank, **measurements_to_wire(msg.measured),
+                                       "windows": msg.windows})
+    if isinstance(msg, Done):
+        return ("done", msg.nodeid, {"arrived": msg.arrived, "reports": msg.reports})
+    if isinstance(msg, Go):
+        return ("go", msg.nodeid, msg.rank, msg.world)
+    if isinstance(msg, Cancel):
+        return ("cancel", msg.nodeid, msg.reason)
+    if isinstance(msg, Abort):
+        return ("abort", msg.nodeid, msg.reason)
+    return ("merged", msg.nodeid, {**measurements_to_wire(msg.measured),
+                                   "verdict": msg.verdict.to_dict(), "shards": msg.shards,
+                                   "extra": msg.extra, "failure": msg.failure})
+
+
+def _progress(nodeid: str, d: dict[str, Any]) -> Progress:
+    return Progress(nodeid, float(d["elapsed"]), float(d["planned"]), int(d["vus"]),
+                    int(d["vus_max"]), int(d["iterations"]), _windows(d.get("windows")))
+
+
+def _result(nodeid: str, d: dict[str, Any]) -> Result:
+    return Result(nodeid, int(d["rank"]), measurements_from_wire(d), _windows(d.get("windows")))
+
+
+def _merged(nodeid: str, d: dict[str, Any]) -> Merged:
+    return Merged(nodeid, measurements_from_wire(d), Verdict.from_dict(d["verdict"]),
+                  int(d["shards"]), dict(d.get("extra") or {}), d.get("failure"))
+
+
+_DECODERS: dict[str, Callable[..., Message]] = {
+    "arrive": Arrive,
+    "progress": _progress,
+    "result": _result,
+    "done": lambda n, d: Done(n, bool(d.get("arrived")), list(d.get("reports") or [])),
+    "go": lambda n, rank, world: Go(n, int(rank), int(world)),
+    "cancel": lambda n, reason: Cancel(n, str(reason)),
+    "abort": lambda n, reason: Abort(n, str(reason)),
+    "merged": _merged,
+}
+
+
+def decode(raw: Any) -> Message:
+    """Inverse of ``encode``; a ValueError names a message that is not one of ours."""
+    try:
+        kind = raw[0]
+        if kind == "meta":
+            return Meta({str(n): LoadMeta.from_wire(m) for n, m in raw[1].items()})
+        return _DECODERS[kind](str(raw[1]), *raw[2:])
+    except (LookupError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a pytest-novaload side-channel message: {raw!r:.200} "
+                         f"({exc!r})") from None
 
 
 def compact_store_dict(d: dict[str, Any], max_centroids: int = WINDOW_CENTROIDS
@@ -64,27 +233,3 @@ def compact_store_dict(d: dict[str, Any], max_centroids: int = WINDOW_CENTROIDS
                   for s in entry["series"]]
         metrics[name] = {**entry, "series": series}
     return {"metrics": metrics}
-
-
-def threshold_to_wire(t: Threshold) -> dict[str, Any]:
-    return dataclasses.asdict(t)
-
-
-def threshold_from_wire(d: dict[str, Any]) -> Threshold:
-    return Threshold(**d)
-
-
-def output_to_wire(output: RunOutput) -> dict[str, Any]:
-    return {"store": output.store.to_dict(), "errors": output.errors.to_list(),
-            "started": output.started, "finished": output.finished,
-            "duration": output.duration, "aborted": output.aborted,
-            "interrupted": output.interrupted, "generator": output.generator}
-
-
-def output_from_wire(d: dict[str, Any]) -> RunOutput:
-    return RunOutput(store=MetricStore.from_dict(d["store"]),
-                     errors=ErrorLog.from_list(list(d["errors"])), started=float(d["started"]),
-                     finished=float(d["finished"]), duration=float(d["duration"]),
-                     timeseries=[], interrupted=bool(d["interrupted"]), aborted=d["aborted"],
-                     generator=dict(d["generator"] or {}))
-

@@ -1,5 +1,9 @@
 """The worker side: the session's ``Shard`` on an xdist worker, talking to the controller's
-``Coordinator`` over the side channel (barrier wait, abort, progress, results)."""
+``Coordinator`` over the side channel (barrier wait, abort, progress, results).
+
+It sends only from the main thread (see ``pytest_novaload.xdist``); the channel's receiver
+thread only files what arrives and forwards aborts to the running ``LoadRunner``.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,37 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import execnet
-
-from pytest_novaload.engine.runner import Runner, RunOutput, Snapshot
+from pytest_novaload.engine.runner import LoadRunner, Measurements, Snapshot
 from pytest_novaload.errors import ShardError
-from pytest_novaload.session import MergedRun
-from pytest_novaload.xdist.wire import ShardPart, compact_store_dict, output_from_wire
+from pytest_novaload.thresholds import Verdict
+from pytest_novaload.xdist.wire import (
+    Abort,
+    Arrive,
+    Cancel,
+    Done,
+    Go,
+    Merged,
+    Message,
+    Progress,
+    Result,
+    WindowList,
+    compact_store_dict,
+    decode,
+    encode,
+)
+
+if TYPE_CHECKING:
+    import execnet
+
+__all__ = ["WorkerShard"]
 
 _CLOSED = object()
+
+
+class _Closed:
+    """Filed in every inbox when the side channel closes."""
 
 
 class WorkerShard:
@@ -30,9 +55,9 @@ class WorkerShard:
         self.barrier_timeout = barrier_timeout
         self.load_ids: set[str] = set()
         self._lock = threading.Lock()
-        self._inbox: dict[str, queue.Queue[tuple[Any, ...]]] = {}
+        self._inbox: dict[str, queue.Queue[Message | _Closed]] = {}
         self._aborts: dict[str, str] = {}
-        self._runners: dict[str, Runner] = {}
+        self._runners: dict[str, LoadRunner] = {}
         self._ranks: dict[str, tuple[int, int]] = {}
         self._arrived: set[str] = set()
         self._current: str | None = None
@@ -40,39 +65,40 @@ class WorkerShard:
         channel.setcallback(self._receive, endmarker=_CLOSED)
 
     # receiver thread
-    def _receive(self, msg: Any) -> None:
-        if msg is _CLOSED:
+    def _receive(self, raw: Any) -> None:
+        if raw is _CLOSED:
             with self._lock:
                 self._closed = True
                 boxes = list(self._inbox.values())
             for box in boxes:
-                box.put(("closed",))
+                box.put(_Closed())
             return
-        kind, nodeid, *rest = msg
-        if kind == "abort":
+        msg = decode(raw)
+        if isinstance(msg, Abort):
             with self._lock:
-                self._aborts.setdefault(nodeid, str(rest[0]))
-                runner = self._runners.get(nodeid)
+                self._aborts.setdefault(msg.nodeid, msg.reason)
+                runner = self._runners.get(msg.nodeid)
             if runner is not None:
-                runner.request_abort(str(rest[0]))
+                runner.request_abort(msg.reason)
             return
-        self._box(nodeid).put((kind, *rest))
+        if isinstance(msg, Go | Cancel | Merged):
+            self._box(msg.nodeid).put(msg)
 
-    def _box(self, nodeid: str) -> queue.Queue[tuple[Any, ...]]:
+    def _box(self, nodeid: str) -> queue.Queue[Message | _Closed]:
         with self._lock:
             box = self._inbox.get(nodeid)
             if box is None:
                 box = self._inbox[nodeid] = queue.Queue()
                 if self._closed:
-                    box.put(("closed",))
+                    box.put(_Closed())
             return box
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: Message) -> None:
         with contextlib.suppress(OSError):
-            self.channel.send(msg)
+            self.channel.send(encode(msg))
 
-    def _wait(self, nodeid: str, kinds: tuple[str, ...], timeout: float | None,
-              what: str) -> tuple[Any, ...]:
+    def _wait(self, nodeid: str, kinds: tuple[type[Message], ...], timeout: float | None,
+              what: str) -> Message:
         box = self._box(nodeid)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -84,10 +110,10 @@ class WorkerShard:
                 msg = box.get(timeout=min(left, 1.0))
             except queue.Empty:
                 continue
-            if msg[0] == "closed":
+            if isinstance(msg, _Closed):
                 raise ShardError(f"{nodeid}: worker '{self.worker}' lost its side channel to "
                                  "the xdist controller")
-            if msg[0] in kinds:
+            if isinstance(msg, kinds):
                 return msg
 
     # Shard protocol (main thread)
@@ -95,16 +121,15 @@ class WorkerShard:
         self._current = nodeid
         with self._lock:
             self._arrived.add(nodeid)
-        self.send(("arrive", nodeid))
-        msg = self._wait(nodeid, ("go", "cancel"), self.barrier_timeout + 30.0,
-                         "start signal")
-        if msg[0] == "cancel":
-            raise ShardError(str(msg[1]))
-        rank, world = int(msg[1]), int(msg[2])
-        self._ranks[nodeid] = (rank, world)
-        return rank, world
+        self.send(Arrive(nodeid))
+        msg = self._wait(nodeid, (Go, Cancel), self.barrier_timeout + 30.0, "start signal")
+        if isinstance(msg, Cancel):
+            raise ShardError(msg.reason)
+        assert isinstance(msg, Go)
+        self._ranks[nodeid] = (msg.rank, msg.world)
+        return msg.rank, msg.world
 
-    def attach(self, runner: Runner) -> None:
+    def attach(self, runner: LoadRunner) -> None:
         nodeid = self._current
         if nodeid is None:
             return
@@ -115,30 +140,26 @@ class WorkerShard:
         if reason is not None:
             runner.request_abort(reason)
 
-    def _progress(self, nodeid: str, runner: Runner) -> Callable[[Snapshot], None]:
+    def _progress(self, nodeid: str, runner: LoadRunner) -> Callable[[Snapshot], None]:
         def send(s: Snapshot) -> None:
-            self.send(("progress", nodeid, {
-                "elapsed": s.elapsed, "planned": s.planned, "vus": s.vus,
-                "vus_max": s.vus_max, "iterations": s.iterations,
-                "windows": _take_windows(runner)}))
+            self.send(Progress(nodeid, s.elapsed, s.planned, s.vus, s.vus_max, s.iterations,
+                               _compacted(runner)))
         return send
 
-    def finish(self, nodeid: str, output: RunOutput, runner: Runner) -> MergedRun:
+    def finish(self, nodeid: str, measured: Measurements, runner: LoadRunner) -> Merged:
         with self._lock:
             self._runners.pop(nodeid, None)
         rank, world = self._ranks.get(nodeid, (0, 1))
-        payload = ShardPart.from_output(self.worker, rank, output).to_wire()
-        payload["windows"] = _take_windows(runner)
-        self.send(("result", nodeid, payload))
-        if output.interrupted:
-            return MergedRun(output, world)
+        self.send(Result(nodeid, rank, measured, _compacted(runner)))
+        if measured.interrupted:
+            return Merged(nodeid, measured, Verdict(aborted=measured.aborted, interrupted=True),
+                          world)
         # Peers may legitimately end later (iteration executors, graceful stops): this bound
         # only keeps a lost controller message from hanging the worker.
         limit = runner.plan.max_run_time() + self.barrier_timeout + 60.0
-        msg = self._wait(nodeid, ("merged",), limit, "merged result")
-        d: dict[str, Any] = msg[1]
-        return MergedRun(output_from_wire(d), int(d["shards"]), dict(d["extra"]),
-                         d.get("failure"))
+        merged = self._wait(nodeid, (Merged,), limit, "merged result")
+        assert isinstance(merged, Merged)
+        return merged
 
     def done(self, nodeid: str, reports: list[dict[str, Any]]) -> None:
         """The item's protocol ended: hand its reports to the controller."""
@@ -148,11 +169,8 @@ class WorkerShard:
             self._aborts.pop(nodeid, None)
             self._runners.pop(nodeid, None)
         self._current = None
-        self.send(("done", nodeid, {"arrived": arrived, "reports": reports}))
+        self.send(Done(nodeid, arrived, reports))
 
 
-def _take_windows(runner: Runner) -> list[tuple[int, dict[str, Any]]]:
-    batch = list(runner.windows)
-    del runner.windows[:len(batch)]
-    return [(t, compact_store_dict(d)) for t, d in batch]
-
+def _compacted(runner: LoadRunner) -> WindowList:
+    return [(t, compact_store_dict(d)) for t, d in runner.take_windows()]

@@ -438,7 +438,8 @@ def test_summary_is_written_even_when_the_test_fails(pytester: pytest.Pytester,
 CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.engine.runner",
                 "pytest_novaload.clients.http", "pytest_novaload.load",
                 "pytest_novaload.reporting.terminal", "pytest_novaload.thresholds",
-                "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge")
+                "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge",
+                "pytest_novaload.xdist.fanout")
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pytest_novaload.engine.runner import Runner
+from pytest_novaload.engine.runner import LoadRunner
 from pytest_novaload.spec import LoadSpec
 
 
 def run(scenario: Any, **marker: Any) -> Any:
     spec = LoadSpec.parse(marker)
-    out = Runner(spec.plan(), scenario, env={}).run()
+    out = LoadRunner(spec.plan(), scenario, env={}).run()
     return out
 
 

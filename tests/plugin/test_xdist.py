@@ -16,7 +16,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,12 +24,14 @@ from tests.plugin.conftest import Target
 
 pytest.importorskip("xdist")
 
+from pytest_novaload.engine.runner import Measurements
 from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.session import NovaloadSession, Options
 from pytest_novaload.thresholds import parse_thresholds
 from pytest_novaload.xdist.controller import Coordinator
-from pytest_novaload.xdist.wire import ShardPart, threshold_to_wire
+from pytest_novaload.xdist.report import ReportLogger
+from pytest_novaload.xdist.wire import Result, encode
 
 # VU 2 makes every 5th request slow: over both VUs 10% of /slow requests take 60 ms. Under
 # -n 2 shard 0 (VU 1) has no slow request and shard 1 (VU 2) 20%: averaging the shards' p95
@@ -428,12 +429,14 @@ class FakeConfig:
 def coordinator(workers: list[str], nodeids: list[str], *, barrier_timeout: float = 60.0,
                 thresholds: dict[str, Any] | None = None) -> tuple[Any, dict[str, FakeChannel]]:
     session = NovaloadSession(Options(results=None, barrier_timeout=barrier_timeout))
-    coord = Coordinator(FakeConfig(), session)  # type: ignore[arg-type]
+    config = FakeConfig()
+    coord = Coordinator(session, ReportLogger(config, session))  # type: ignore[arg-type]
+    coord.config = config  # type: ignore[attr-defined]  # the tests read the logged reports
     channels = {}
     for w in workers:
         channels[w] = FakeChannel()
-        coord.connect(SimpleNamespace(gateway=SimpleNamespace(id=w)), channels[w])
-    ths = [threshold_to_wire(t) for t in parse_thresholds(thresholds or {})]
+        coord.connect(w, channels[w])  # type: ignore[arg-type]
+    ths = [t.to_dict() for t in parse_thresholds(thresholds or {})]
     meta = {n: {"location": ("t.py", 1, n), "executor": {"type": "constant-vus"},
                 "thresholds": ths} for n in nodeids}
     for w in workers:
@@ -446,9 +449,9 @@ def shard_result(rank: int, requests: int, aborted: str | None = None) -> dict[s
 
     store = MetricStore()
     store.counter("http_reqs").add(requests)
-    part = ShardPart(f"w{rank}", rank, store, ErrorLog(), 100.0 + rank * 0.002, 101.0, 1.0,
-                     aborted=aborted)
-    return {**part.to_wire(), "windows": []}
+    measured = Measurements(store, ErrorLog(), 100.0 + rank * 0.002, 101.0, 1.0,
+                            aborted=aborted)
+    return encode(Result("t.py::a", rank, measured))[2]  # type: ignore[no-any-return]
 
 
 def done(nodeid: str, outcome: str = "passed", *, arrived: bool = True,

@@ -12,13 +12,20 @@ from typing import Any
 
 import pytest
 
-from pytest_novaload.engine.runner import RunOutput
+from pytest_novaload.engine.runner import Measurements
 from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore, make_tags
+from pytest_novaload.reporting.model import RunResult
 from pytest_novaload.session import build_result
-from pytest_novaload.thresholds import parse_thresholds
-from pytest_novaload.xdist.merge import merge_generators, merge_parts
-from pytest_novaload.xdist.wire import ShardPart, compact_store_dict
+from pytest_novaload.thresholds import judge, parse_thresholds
+from pytest_novaload.xdist.merge import ShardPart, merge_generators, merge_parts
+from pytest_novaload.xdist.wire import (
+    Merged,
+    Result,
+    compact_store_dict,
+    decode,
+    encode,
+)
 
 THRESHOLDS = tuple(parse_thresholds({
     "http_req_duration": ["p(95)<70", "p(99)<1000", "avg<100", "max<500", "med<20"],
@@ -58,8 +65,8 @@ def record(store: MetricStore, part: list[tuple[str, float, bool, bool]], vus: i
 
 
 def output(store: MetricStore, started: float, duration: float,
-           errors: ErrorLog | None = None) -> RunOutput:
-    return RunOutput(store=store, errors=errors or ErrorLog(), started=started,
+           errors: ErrorLog | None = None) -> Measurements:
+    return Measurements(store=store, errors=errors or ErrorLog(), started=started,
                      finished=started + duration, duration=duration,
                      generator={"loop_lag_p99_ms": 1.0, "cpu": 0.2, "saturated": False,
                                 "verdict": "ok", "loop": "uvloop"})
@@ -74,9 +81,14 @@ def shard_parts(data: list[tuple[str, float, bool, bool]], sizes: list[int],
         record(store, data[at:at + size], v)
         at += size
         out = output(store, 1000.0 + rank * 0.001, 10.0 - rank * 0.01)
-        parts.append(ShardPart.from_output(f"gw{rank}", rank, out))
+        parts.append(ShardPart(f"gw{rank}", rank, out))
     assert at == len(data)
     return parts
+
+
+def judged(measured: Measurements, *, shards: int) -> RunResult:
+    verdict = judge(THRESHOLDS, measured.store, measured.duration, aborted=measured.aborted)
+    return build_result("t.py::test_x", EXECUTOR, measured, verdict, shards=shards)
 
 
 def close(a: float, b: float, rel: float = 0.02, abs_: float = 0.5) -> bool:
@@ -92,11 +104,8 @@ def test_merged_shards_summarise_like_one_run_fed_every_sample(sizes: list[int],
     data = samples(sum(sizes))
     whole = MetricStore()
     record(whole, data, sum(vus))
-    one = build_result("t.py::test_x", THRESHOLDS, EXECUTOR, output(whole, 1000.0, 10.0),
-                       shards=1).to_dict()
-    merged_out = merge_parts(shard_parts(data, sizes, vus))
-    merged = build_result("t.py::test_x", THRESHOLDS, EXECUTOR, merged_out,
-                          shards=len(sizes)).to_dict()
+    one = judged(output(whole, 1000.0, 10.0), shards=1).to_dict()
+    merged = judged(merge_parts(shard_parts(data, sizes, vus)), shards=len(sizes)).to_dict()
 
     assert merged["shards"] == len(sizes)
     assert merged["duration_s"] == 10.0         # the longest shard
@@ -126,9 +135,9 @@ def test_percentiles_are_merged_never_averaged() -> None:
     fast = [("a", 5.0, False, True)] * 900
     mixed = [("a", 60.0 if i % 5 == 0 else 5.0, False, True) for i in range(900)]
     parts = shard_parts(fast + mixed, [900, 900], [1, 1])
-    per_shard = [p.store.aggregate("http_req_duration").value("p(95)") for p in parts]
+    per_shard = [p.measured.store.aggregate("http_req_duration").value("p(95)") for p in parts]
     assert sum(per_shard) / 2 == pytest.approx(32.5, abs=1)       # the wrong answer
-    result = build_result("t.py::t", THRESHOLDS, EXECUTOR, merge_parts(parts), shards=2)
+    result = judged(merge_parts(parts), shards=2)
     assert result.metric("http_req_duration").p(95) == pytest.approx(60.0, abs=1)
 
 
@@ -142,9 +151,9 @@ def test_errors_and_abort_reasons_merge() -> None:
     log = ErrorLog()
     log.add(KeyError("k"))
     logs.append(log)
-    parts = [ShardPart.from_output(f"gw{r}", r, output(MetricStore(), 1.0, 1.0, errors=lg))
+    parts = [ShardPart(f"gw{r}", r, output(MetricStore(), 1.0, 1.0, errors=lg))
              for r, lg in enumerate(logs)]
-    parts[2].aborted = "abort_on_fail: x"
+    parts[2].measured.aborted = "abort_on_fail: x"
     out = merge_parts(parts)
     assert [(e["type"], e["count"]) for e in out.errors.to_list()] == [("ValueError", 5),
                                                                         ("KeyError", 1)]
@@ -160,16 +169,37 @@ def test_wire_round_trip_keeps_everything() -> None:
     record(store, samples(500), 3)
     errors = ErrorLog()
     errors.add(RuntimeError("x"))
-    part = ShardPart.from_output("gw1", 1, output(store, 5.0, 2.0, errors))
-    back = ShardPart.from_wire("gw1", part.to_wire())
-    assert back.store.to_dict() == store.to_dict()
-    assert back.errors.to_list() == errors.to_list()
-    assert (back.rank, back.started, back.finished, back.duration) == (1, 5.0, 7.0, 2.0)
+    sent = Result("t.py::t", 1, output(store, 5.0, 2.0, errors), [(7, {"metrics": {}})])
+    back = decode(encode(sent))
+    assert isinstance(back, Result)
+    assert back.measured.store.to_dict() == store.to_dict()
+    assert back.measured.errors.to_list() == errors.to_list()
+    assert (back.nodeid, back.rank, back.windows) == ("t.py::t", 1, [(7, {"metrics": {}})])
+    m = back.measured
+    assert (m.started, m.finished, m.duration, m.generator) == (5.0, 7.0, 2.0,
+                                                                 sent.measured.generator)
+
+
+def test_the_merged_verdict_travels_whole() -> None:
+    """Shards take the controller's verdict as it is: nothing is judged twice."""
+    store = MetricStore()
+    record(store, samples(500), 3)
+    measured = output(store, 5.0, 2.0)
+    verdict = judge(THRESHOLDS, store, 2.0, aborted="abort_on_fail: x")
+    back = decode(encode(Merged("t.py::t", measured, verdict, 2, {"start_spread_ms": 1.0},
+                                "worker 'gw1' crashed")))
+    assert isinstance(back, Merged)
+    assert back.verdict == verdict and not back.verdict.ok
+    assert (back.shards, back.extra, back.failure) == (2, {"start_spread_ms": 1.0},
+                                                       "worker 'gw1' crashed")
+    assert back.measured.store.to_dict() == store.to_dict()
+    with pytest.raises(ValueError, match="not a pytest-novaload side-channel message"):
+        decode(("nope", "t.py::t"))
 
 
 def test_generator_health_takes_the_worst_shard() -> None:
     parts = shard_parts(samples(30), [10, 10, 10], [1, 1, 1])
-    parts[1].generator = {"loop_lag_p99_ms": 80.0, "cpu": 0.99, "saturated": True,
+    parts[1].measured.generator = {"loop_lag_p99_ms": 80.0, "cpu": 0.99, "saturated": True,
                           "verdict": "saturated: ...", "loop": "uvloop"}
     g: dict[str, Any] = merge_generators(parts)
     assert g["saturated"] is True and g["verdict"].startswith("saturated")
