@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_novaload.engine.runner import Measurements, window_lines
-from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.errors import ErrorLog
 
 __all__ = ["ShardPart", "Windows", "fanout_extra", "merge_generators", "merge_parts"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_novaload.engine.runner import Measurements
-from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore, Trend
+from pytest_novaload.metrics.errors import ErrorLog
 from pytest_novaload.thresholds import Threshold, Verdict
 
 __all__ = ["WINDOW_CENTROIDS", "Abort", "Arrive", "Cancel", "Done", "Go", "LoadMeta",

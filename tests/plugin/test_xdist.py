@@ -25,8 +25,8 @@ from tests.plugin.conftest import Target
 pytest.importorskip("xdist")
 
 from pytest_novaload.engine.runner import Measurements
-from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.errors import ErrorLog
 from pytest_novaload.session import NovaloadSession, Options
 from pytest_novaload.thresholds import parse_thresholds
 from pytest_novaload.xdist.controller import Coordinator

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_novaload.engine.runner import Measurements
-from pytest_novaload.engine.runtime import ErrorLog
 from pytest_novaload.metrics import MetricStore, make_tags
+from pytest_novaload.metrics.errors import ErrorLog
 from pytest_novaload.reporting.model import RunResult
 from pytest_novaload.session import build_result
 from pytest_novaload.thresholds import judge, parse_thresholds
