@@ -167,6 +167,9 @@ class LoadRunner:
     async def _run(self) -> None:
         self._main = asyncio.current_task()
         self._t_start = time.perf_counter()
+        # The first time-series window starts with the loop, not before the GC set-up: under
+        # a loaded machine that set-up can take a second, which would skip a second's line.
+        self._window_start = time.time()
         if self._abort_reason is not None:
             return
         helpers = [asyncio.ensure_future(self._sample()), asyncio.ensure_future(self._tick())]
