@@ -123,7 +123,7 @@ class LoadRunner:
         started = self._wall_start = time.time()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
-        self.health = _Health()
+        self.health = GeneratorHealth()
         interrupted = False
         crashed: Exception | None = None
         # Objects alive before the run (test modules, fixtures) are never garbage during it:
@@ -271,7 +271,7 @@ def _is_error(tags: tuple[tuple[str, str], ...]) -> bool:
     return any((k == "expected_response" and v == "false") or k == "error" for k, v in tags)
 
 
-class _Health:
+class GeneratorHealth:
     """Generator health: event-loop lag, garbage-collection pauses and CPU, and a verdict on
     whether the latencies measured can be trusted (and if not, why): ``saturated`` when the
     generator ran out of CPU, ``stalled`` when its loop stalled (garbage collection, bursts of

@@ -68,3 +68,24 @@ def test_abort_check_never_aborts_on_no_samples_and_skips_summed_gauges() -> Non
     s.define("ws_connecting", "trend")
     assert abort_check(ths, s, 5.0) == "abort_on_fail: vus max<10 -> 40  FAILED"
     assert abort_check(ths, s, 5.0, skip_gauges=True) is None
+
+
+def test_summary_thresholds_are_the_one_outcome_serializer() -> None:
+    from pytest_novaload.engine.runner import Measurements
+    from pytest_novaload.metrics.errors import ErrorLog
+    from pytest_novaload.session import build_result
+    from pytest_novaload.thresholds import Outcome
+
+    ths = (*THS, *parse_thresholds({"nope": ["count>0"], "http_reqs": [
+        {"threshold": "count<2", "abort_on_fail": True, "delay_abort_eval": "1s"}]}))
+    s = store()
+    verdict = judge(ths, s, 1.0)
+    result = build_result("t.py::t", {"type": "constant-vus"},
+                          Measurements(s, ErrorLog(), 0.0, 1.0, 1.0), verdict, shards=1)
+    entries = json.loads(json.dumps(result.to_dict()["thresholds"]))
+    assert [Outcome.from_dict(e) for e in entries] == list(verdict.outcomes)
+    first, *_, missing, aborting = entries
+    assert first["display"] == verdict.outcomes[0].format_observed()
+    assert "reason" not in first and "abort_on_fail" not in first
+    assert missing["reason"].startswith("metric 'nope' was never recorded")
+    assert (aborting["abort_on_fail"], aborting["delay_abort_eval"]) == (True, 1.0)

@@ -1,0 +1,48 @@
+"""Generator health: a CPU-bound generator is saturated, a stalled loop is stalled, not both."""
+
+from __future__ import annotations
+
+from pytest_novaload.engine.runner import GeneratorHealth, Measurements
+from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.errors import ErrorLog
+from pytest_novaload.xdist.merge import ShardPart, merge_generators
+
+
+def health(lag_ms: float, gc_ms: float = 0.0) -> GeneratorHealth:
+    h = GeneratorHealth()
+    for _ in range(100):
+        h.lag(lag_ms)
+    h.gc_max_ms = gc_ms
+    return h
+
+
+def test_idle_generator_is_ok() -> None:
+    s = health(1.0).summary(cpu_s=1.0, wall_s=10.0)
+    assert (s["verdict"], s["saturated"], s["stalled"]) == ("ok", False, False)
+
+
+def test_all_cpu_used_is_saturated() -> None:
+    s = health(80.0).summary(cpu_s=9.9, wall_s=10.0)
+    assert s["verdict"].startswith("saturated") and s["saturated"] and not s["stalled"]
+
+
+def test_a_gc_stall_is_a_stall_not_saturation() -> None:
+    s = health(80.0, gc_ms=70.0).summary(cpu_s=2.0, wall_s=10.0)
+    assert s["verdict"].startswith("loop stalls: garbage collection")
+    assert s["stalled"] and not s["saturated"]
+
+
+def test_a_sub_three_second_run_is_never_called_saturated() -> None:
+    s = health(1.0).summary(cpu_s=1.0, wall_s=1.0)
+    assert not s["saturated"]
+
+
+def test_merged_health_keeps_both_flags_and_the_worst_shard() -> None:
+    def part(rank: int, gen: dict[str, object]) -> ShardPart:
+        return ShardPart(f"gw{rank}", rank, Measurements(MetricStore(), ErrorLog(), 0.0, 1.0,
+                                                         1.0, generator=gen))
+    stalled = health(80.0, gc_ms=70.0).summary(cpu_s=2.0, wall_s=10.0)
+    ok = health(1.0).summary(cpu_s=1.0, wall_s=10.0)
+    g = merge_generators([part(0, ok), part(1, stalled)])
+    assert g["stalled"] is True and g["saturated"] is False
+    assert g["verdict"] == stalled["verdict"]
