@@ -7,6 +7,7 @@ previous stage's target over the stage's duration).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,15 +68,98 @@ class Ramp:
         return area
 
 
-def vus_at(ramp: Ramp, t: float) -> int:
-    """Whole VUs planned at ``t`` (k6 rounds the linear ramp down, holding the last target)."""
-    return max(0, math.floor(ramp.value(t) + 1e-9))
-
-
 def share(total: int, rank: int, world: int) -> int:
-    """Shard ``rank``'s part of ``total`` over ``world`` shards: 3 over 2 is 2 + 1, never 2 + 2."""
+    """Shard ``rank``'s part of ``total`` over ``world`` shards: 3 over 2 is 2 + 1, never 2 + 2.
+
+    VU number j (0-based) belongs to shard j % world: k6's striping of VUs over equal
+    execution segments, so a shard's count follows the whole count VU by VU.
+    """
     base, rest = divmod(total, world)
     return base + (1 if rank < rest else 0)
+
+
+def ramping_vus_steps(ramp: Ramp, *, rank: int = 0,
+                      world: int = 1) -> list[tuple[float, int]]:
+    """``[(t, vus), ...]``: from offset ``t`` (seconds) on, ``vus`` VUs are planned.
+
+    k6's raw execution steps (``getRawExecutionSteps``). Ramping up from a to b, VU number v
+    starts when the linear ramp reaches v; ramping down, the count goes from v to v - 1 when
+    the ramp reaches v - 1. So the plan is the ramp rounded towards the stage's starting
+    value: a VU is never stopped before the plan is a whole VU below it. A 0-s stage jumps,
+    a stage whose target is the current count holds. Every step changes the count (two may
+    share an offset). A shard's plan is the whole plan through ``share``, so the shards add
+    up to the whole plan at every instant. The end of the stages is not a step: the
+    executor stops every VU there (graceful_stop).
+    """
+    steps: list[tuple[float, int]] = [(0.0, share(int(ramp.start), rank, world))]
+
+    def add(t: float, vus: int) -> None:
+        mine = share(vus, rank, world)
+        if mine != steps[-1][1]:
+            steps.append((t, mine))
+
+    level, t_end = int(ramp.start), 0.0
+    for stage in ramp.stages:
+        duration, target = stage.duration, int(stage.target)
+        t_end += duration
+        if target == level:
+            continue
+        if duration <= 0:
+            add(t_end, target)
+        elif target > level:
+            for v in range(level + 1, target + 1):
+                add(t_end - duration * (target - v) / (target - level), v)
+        else:
+            for v in range(level, target, -1):
+                add(t_end - duration * (v - 1 - target) / (level - target), v - 1)
+        level = target
+    return steps
+
+
+def ramping_vus_allowed(steps: Sequence[tuple[float, int]], graceful_ramp_down: float,
+                        end: float) -> list[tuple[float, int]]:
+    """``[(t, vus), ...]``: VUs allowed to run, the planned ones plus those finishing.
+
+    A VU the plan removes at t may finish its iteration until t + graceful_ramp_down (and is
+    reused if the plan wants it back meanwhile); VUs are interrupted from the highest number
+    down, so one keeps running while any VU above it is in its grace. ``end`` (the stages'
+    total + graceful_stop) is where every VU is gone: k6's ``GetExecutionRequirements``.
+    The executor follows the same rule with a clock; this is its pure form for the tests.
+    """
+    grace: dict[int, float] = {}          # VU number (1-based) -> end of its grace
+    heap: list[int] = []                  # -VU numbers in grace (lazy deletion)
+    times = sorted({t for t, _ in steps} | {t + graceful_ramp_down for t, _ in steps})
+    out: list[tuple[float, int]] = []
+    planned, i = 0, 0
+    for now in times:
+        if now >= end:
+            break
+        while i < len(steps) and steps[i][0] <= now:
+            vus = steps[i][1]
+            for n in range(vus + 1, planned + 1):      # removed: its grace starts
+                grace[n] = now + graceful_ramp_down
+                heapq.heappush(heap, -n)
+            for n in range(planned + 1, vus + 1):      # wanted back: running again
+                grace.pop(n, None)
+            planned, i = vus, i + 1
+        while heap and grace.get(-heap[0], now) <= now:   # top-down interruption
+            grace.pop(-heapq.heappop(heap), None)
+        allowed = max(planned, -heap[0] if heap else 0)
+        if not out or out[-1][1] != allowed:
+            out.append((now, allowed))
+    if not out or out[-1][1] != 0:
+        out.append((end, 0))
+    return out
+
+
+def vus_at(ramp: Ramp, t: float) -> int:
+    """Whole VUs planned at ``t``: the count of the last k6 step at or before ``t``."""
+    vus = 0
+    for offset, n in ramping_vus_steps(ramp):
+        if offset > t:
+            break
+        vus = n
+    return vus
 
 
 def arrival_times(ramp: Ramp, time_unit: float, end: float | None = None) -> Iterator[float]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from pytest_novaload.engine.runner import LoadRunner
 from pytest_novaload.spec import LoadSpec
+
+TIME_FACTOR = float(os.environ.get("NOVALOAD_TIME_FACTOR", "1") or 1)
 
 
 def run(scenario: Any, **marker: Any) -> Any:
@@ -112,3 +115,67 @@ def test_a_crash_inside_the_run_keeps_what_was_measured(monkeypatch: Any) -> Non
     out = run(user, vus=1, duration="1s")
     assert isinstance(out.crashed, RuntimeError)
     assert count(out) == 3
+
+
+def _starts(scenario_time: float, first: float, **marker: Any
+            ) -> tuple[Any, dict[int, list[float]]]:
+    """Run a sleeping scenario; each VU's iteration starts in seconds from the plan's start,
+    taking the first iteration to start at ``first`` (when the plan starts its first VU)."""
+    starts: dict[int, list[float]] = {}
+    t0: list[float] = []
+
+    async def user(vu: Any) -> None:
+        now = asyncio.get_running_loop().time()
+        if not t0:
+            t0.append(now - first)
+        starts.setdefault(vu.id, []).append(now - t0[0])
+        await asyncio.sleep(scenario_time)
+
+    return run(user, **marker), starts
+
+
+def test_ramping_vus_ramps_down_like_k6() -> None:
+    """k6 stops a VU only when the ramp has fallen a whole VU below it: 4 VUs until 0.6 s
+    for this plan and the last VU until 0.9 s (the old plan removed each a whole VU early:
+    3 VUs from the plateau's end at 0.5 s on)."""
+    out, starts = _starts(0.01, 0.1, start_vus=0, stages=[("400ms", 4), ("100ms", 4),
+                                                           ("400ms", 0)],
+                          graceful_ramp_down="0s")
+    late = TIME_FACTOR * 0.03
+    assert sorted(starts) == [1, 2, 3, 4]
+    assert min(starts[4]) >= 0.4 - 0.01 and max(starts[4]) >= 0.56
+    assert max(starts[4]) < 0.6 + late
+    assert max(starts[3]) >= 0.66 and max(starts[1]) >= 0.86
+    assert max(max(s) for s in starts.values()) < 0.9 + late
+    assert out.store.aggregate("vus").value("max") == 4
+
+
+def test_ramping_vus_spike_reaches_its_peak() -> None:
+    """[(200ms, 4), (200ms, 0)] plans 4 VUs from 0.2 s to 0.25 s: the 4th VU starts."""
+    out, starts = _starts(0.5, 0.05, start_vus=0, stages=[("200ms", 4), ("200ms", 0)],
+                          graceful_ramp_down="1s", graceful_stop="1s")
+    assert sorted(starts) == [1, 2, 3, 4]
+    assert [len(s) for s in starts.values()] == [1, 1, 1, 1]
+    assert out.store.aggregate("vus").value("max") == 4
+    assert count(out) == 4          # each finished within its grace
+
+
+def test_ramping_vus_shards_walk_their_part_of_the_k6_plan() -> None:
+    """Shard 1 of 2 owns the plan's VU numbers 2 and 4 (k6's striping). Ramping 0 -> 4 -> 0
+    over 0.4 + 0.4 s, number 2 runs from 0.2 s to 0.7 s and number 4 from 0.4 s to 0.5 s."""
+    spec = LoadSpec.parse({"start_vus": 0, "stages": [("400ms", 4), ("400ms", 0)],
+                           "graceful_ramp_down": "0s"})
+    seen: dict[int, list[float]] = {}
+
+    async def user(vu: Any) -> None:
+        seen.setdefault(vu.id, []).append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.01)
+
+    out = Runner(spec.plan(), user, env={}, rank=1, world=2).run()
+    assert sorted(seen) == [2, 4]       # VU ids interleave by rank: shard 1 has 2, 4
+    t0 = min(seen[2]) - 0.2
+    late = TIME_FACTOR * 0.03
+    assert 0.66 <= max(seen[2]) - t0 < 0.7 + late
+    assert 0.4 - 0.01 <= min(seen[4]) - t0 < 0.4 + late
+    assert 0.46 <= max(seen[4]) - t0 < 0.5 + late
+    assert out.store.aggregate("vus").value("max") == 2

@@ -562,3 +562,46 @@ def test_barrier_timeout_cancels_the_arrived_shards() -> None:
     assert kind == "cancel" and "gw1 did not reach the start barrier within 0.05s" in reason
     ch["gw1"].callback(("arrive", "t.py::a"))           # too late: cancelled at once
     assert ch["gw1"].sent[-1][0] == "cancel"
+
+
+RAMP = '''
+import asyncio, os
+import pytest
+
+FACTOR = float(os.environ.get("NOVALOAD_TIME_FACTOR", "1") or 1)
+# k6's plan for these stages: VU number v runs from 0.1*v s to (1 - 0.1*v) s (the plan a
+# whole VU early stopped each 0.1 s sooner).
+
+@pytest.mark.load(start_vus=0, stages=[("400ms", 4), ("100ms", 4), ("400ms", 0)],
+                  graceful_ramp_down="0s")
+def test_ramp(load):
+    starts = {}
+
+    async def user(vu):
+        starts.setdefault(vu.id, []).append(asyncio.get_running_loop().time())
+        await vu.http.get(f"/ramp/{vu.id}")
+        await vu.sleep(0.02)
+
+    load.run(user)
+    # Each shard checks its own VUs (VU ids are the plan's VU numbers: k6's striping).
+    assert starts
+    first = min(starts)
+    t0 = min(starts[first]) - 0.1 * first     # the plan's start, from this shard's first VU
+    for vu, times in starts.items():
+        end = max(times) - t0
+        assert 1 - 0.1 * vu - 0.06 <= end <= 1 - 0.1 * vu + 0.03 * FACTOR, (vu, end)
+'''
+
+
+def test_two_workers_walk_the_k6_ramping_plan_together(pytester: pytest.Pytester,
+                                                       api: Target) -> None:
+    """Under -n 2 shard 0 runs the plan's VUs 1 and 3, shard 1 VUs 2 and 4, each exactly
+    as long as k6 runs it (a VU stops when the ramp is a whole VU below it)."""
+    pytester.makepyfile(RAMP)
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=1)
+    test = summary(pytester)["test_ramp"]
+    assert test["shards"] == 2
+    assert sorted(p for p in api.counts if p.startswith("/ramp/")) == [
+        "/ramp/1", "/ramp/2", "/ramp/3", "/ramp/4"]
+    assert test["metrics"]["vus"]["max"] == 4

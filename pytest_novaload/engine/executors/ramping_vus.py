@@ -11,22 +11,21 @@ runs its share of the planned total at every moment, so the shards always add up
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextlib
+import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from pytest_novaload.engine.executors.base import Tasks, vu_loop
 from pytest_novaload.engine.executors.config import DEFAULT_GRACEFUL, Args, ExecutorConfig
-from pytest_novaload.engine.stages import Ramp, share, vus_at
+from pytest_novaload.engine.stages import Ramp, ramping_vus_steps
 from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
     from pytest_novaload.engine.runtime import RunContext
     from pytest_novaload.engine.vu import VU
-
-TICK = 0.01  # seconds between checks of the plan
-
 
 @dataclass(frozen=True, kw_only=True)
 class RampingVusConfig(ExecutorConfig):
@@ -72,71 +71,106 @@ class _Slot:
     vu: VU
     active: bool = False
     task: asyncio.Task[None] | None = None
-    generation: int = 0   # bumped on every ramp-down, so a stale grace deadline is ignored
 
 
 async def run(rt: RunContext, plan: RampingVusConfig) -> None:
-    """Follow ``plan.ramp``: this shard's share of the planned VUs at every tick."""
+    """Walk this shard's k6 step list: start and stop VUs at each step's offset.
+
+    A VU the plan removes finishes its iteration; it is interrupted when its
+    ``graceful_ramp_down`` is over, from the highest slot down (a slot keeps running while a
+    slot above it is still in its grace, as in k6). At the end of the stages every VU gets
+    ``graceful_stop``; slots still in a ramp-down grace keep their own deadline.
+    """
     ramp = plan.ramp
     loop = asyncio.get_running_loop()
+    steps = ramping_vus_steps(ramp, rank=rt.rank, world=rt.world)
     start = loop.time()
     end = start + ramp.total
-    slots: list[_Slot] = []     # slots[:running] are the active VUs
+    slots: list[_Slot] = []     # slots[:running] are the planned VUs
     running = 0
-    restart: set[int] = set()   # active slots whose previous task was still closing
-    stopping: deque[tuple[float, int, int]] = deque()  # (grace deadline, slot, generation)
+    grace: dict[int, float] = {}   # slot -> end of its ramp-down grace (its task still runs)
+    heap: list[int] = []           # -slot for the slots in grace (lazy deletion)
+    wake = asyncio.Event()         # a VU task ended: a grace or the final stop may be over
     tasks = Tasks()
-
-    def target_at(now: float) -> int:
-        return share(vus_at(ramp, now - start), rt.rank, rt.world)
 
     def spawn(i: int) -> None:
         slot = slots[i]
-        slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
+        task = slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot)))
+        task.add_done_callback(lambda _: ended(i, task))
+
+    def ended(i: int, task: asyncio.Task[None]) -> None:
+        slot = slots[i]
+        if slot.task is not task:
+            return
+        grace.pop(i, None)
+        if slot.active and loop.time() < end:
+            spawn(i)   # wanted back while it was closing after a ramp-down
+        wake.set()
 
     def adjust(target: int, now: float) -> None:
-        """Work only on the slots whose state changes: O(change), not O(VUs), per tick."""
+        """Work only on the slots whose state changes: O(change), not O(VUs), per step."""
         nonlocal running
         while len(slots) < target:
             slots.append(_Slot(rt.new_vu()))
-        for i in range(running, target):      # ramp up
+        for i in range(running, target):      # ramp up (a slot in grace is reused)
             slot = slots[i]
             slot.active = True
+            grace.pop(i, None)
             if slot.task is None or slot.task.done():
                 spawn(i)
-            else:
-                restart.add(i)  # finishing after a ramp-down; restarted once it is done
         for i in range(target, running):      # ramp down: finish the iteration, then stop
-            slot = slots[i]
-            slot.active = False
-            slot.generation += 1
-            stopping.append((now + plan.graceful_ramp_down, i, slot.generation))
+            slots[i].active = False
+            grace[i] = now + plan.graceful_ramp_down
+            heapq.heappush(heap, -i)
         running = target
-        for i in list(restart):
-            slot = slots[i]
-            if not slot.active:
-                restart.discard(i)
-            elif slot.task is None or slot.task.done():
-                restart.discard(i)
-                spawn(i)
-        while stopping and stopping[0][0] <= now:
-            _, i, generation = stopping.popleft()
-            slot = slots[i]
-            if not slot.active and slot.generation == generation and slot.task is not None:
-                slot.task.cancel()  # ramp-down grace is over: interrupt the iteration
+
+    def interrupt(now: float) -> float:
+        """Cancel the slots whose grace is over, top down; the next deadline to wait for."""
+        while heap:
+            i = -heap[0]
+            deadline = grace.get(i)
+            if deadline is not None and slots[i].active:
+                deadline = None
+            if deadline is None:
+                heapq.heappop(heap)
+            elif deadline <= now:
+                heapq.heappop(heap)
+                del grace[i]
+                task = slots[i].task
+                if task is not None:
+                    task.cancel()  # ramp-down grace is over: interrupt the iteration
+            else:
+                return deadline
+        return math.inf
 
     def _keep(slot: _Slot) -> Callable[[], bool]:
         return lambda: slot.active and loop.time() < end
 
+    async def nap(until: float) -> None:
+        wake.clear()
+        delay = until - loop.time()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+
     try:
+        step = 0
         while True:
             now = loop.time()
             if now >= end:
                 break
-            adjust(target_at(now), now)
-            await asyncio.sleep(min(TICK, end - now))
+            target = running
+            while step < len(steps) and start + steps[step][0] <= now:
+                target = steps[step][1]
+                step += 1
+            if target != running:
+                adjust(target, now)
+            next_step = start + steps[step][0] if step < len(steps) else end
+            await nap(min(next_step, end, interrupt(now)))
         for slot in slots:
             slot.active = False
-        await tasks.stop(plan.graceful_stop)
+        stop_at = end + plan.graceful_stop
+        while tasks.running and (now := loop.time()) < stop_at:
+            await nap(min(stop_at, interrupt(now)))
     finally:
         await tasks.cancel()
