@@ -172,7 +172,7 @@ def test_ramping_vus_shards_walk_their_part_of_the_k6_plan() -> None:
         seen.setdefault(vu.id, []).append(asyncio.get_running_loop().time())
         await asyncio.sleep(0.01)
 
-    out = Runner(spec.plan(), user, env={}, rank=1, world=2).run()
+    out = LoadRunner(spec.plan(), user, env={}, rank=1, world=2).run()
     assert sorted(seen) == [2, 4]       # VU ids interleave by rank: shard 1 has 2, 4
     t0 = min(min(seen[2]) - 0.2, min(seen[4]) - 0.4)   # the least late start places t = 0
     late = TIME_FACTOR * 0.03
