@@ -1,7 +1,7 @@
 """pytest-xdist fan-out: every worker drives a shard of each load test at the same moment.
 
-One role per module (lowest first; ``wire``, ``merge`` and ``fanout`` import neither pytest,
-xdist nor execnet):
+One role per module (lowest first). Only ``scheduler``, ``report`` and ``plugin`` import
+pytest, xdist or execnet (a test proves the others do not):
 
 - ``wire``: the side channel's typed messages and their tuples (builtins, as execnet wants);
 - ``merge``: many shards' measurements as one run (digests merged, never averaged);

@@ -439,13 +439,16 @@ CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.engine.runner",
                 "pytest_novaload.clients.http", "pytest_novaload.load",
                 "pytest_novaload.reporting.terminal", "pytest_novaload.thresholds",
                 "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge",
-                "pytest_novaload.xdist.fanout")
+                "pytest_novaload.xdist.fanout", "pytest_novaload.xdist.controller",
+                "pytest_novaload.xdist.worker")
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_plugin_core_does_not_import_pytest_or_xdist(tmp_path: Path, module: str) -> None:
-    """Only the pytest edge (plugin.py, xdist/plugin.py and the modules that need execnet's
-    or xdist's types) imports pytest or xdist: the core, the wire format and the merge do not."""
+    """Only the pytest edge imports pytest, xdist or execnet: plugin.py, and in xdist/ the
+    hooks (plugin.py), the scheduler (an xdist LoadScheduling) and the report (pytest's
+    TestReport). The core, the wire format, the merge, the fan-out state machine, the
+    controller and the worker side do not."""
     import subprocess
     import sys
     code = (f"import sys, {module}; "
