@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.plugin.conftest import Target
+from tests.timing import scaled
 
 CONTRACT_EXAMPLE = '''
 import pytest
@@ -207,7 +208,9 @@ def test_second_run_is_a_usage_error(pytester: pytest.Pytester, api: Target) -> 
 
 
 def test_known_latency_mix_is_reported_right(pytester: pytest.Pytester, api: Target) -> None:
-    pytester.makepyfile("""
+    # The server takes 5 ms (9 in 10) or 60 ms: what the client adds on top is overhead,
+    # allowed 4 ms at the median and 10 ms at p(95) on a quiet machine.
+    pytester.makepyfile(f"""
         import pytest
 
         @pytest.mark.load(executor="shared-iterations", vus=4, iterations=400)
@@ -217,8 +220,8 @@ def test_known_latency_mix_is_reported_right(pytester: pytest.Pytester, api: Tar
             result = load.run(user)
             d = result.metric("http_req_duration")
             print("MIX", d.count, d.med, d.p(95))
-            assert 5 <= d.med <= 9, d.med
-            assert 60 <= d.p(95) <= 70, d.p(95)
+            assert 5 <= d.med <= 5 + {scaled(4)}, d.med
+            assert 60 <= d.p(95) <= 60 + {scaled(10)}, d.p(95)
     """)
     result = run(pytester, api, "-s")
     result.assert_outcomes(passed=1)
@@ -391,7 +394,7 @@ def test_abort_on_fail_stops_the_run_early(pytester: pytest.Pytester, api: Targe
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*LoadAborted*", "*abort_on_fail*p(95)<5*"])
     test = summary(pytester)["tests"][0]
-    assert test["duration_s"] < 15
+    assert test["duration_s"] < scaled(15)
     assert test["aborted"]
 
 
@@ -488,11 +491,11 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
          "--load-results", str(pytester.path / "results")],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled(30)
         while api.counts.get("/slow", 0) < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=scaled(30))
     finally:
         proc.kill()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
@@ -501,7 +504,7 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
     assert test["thresholds"] == []          # nothing is judged
     # Requests in flight at Ctrl-C are cancelled; all completed ones are kept.
     assert test["metrics"]["http_reqs"]["count"] >= 20
-    assert test["duration_s"] < 30
+    assert test["duration_s"] < scaled(30)
 
 
 def test_every_bad_marker_of_a_file_is_reported_and_the_rest_collects(
@@ -595,7 +598,7 @@ def test_usage_error_in_the_scenario_stops_the_run_at_once(pytester: pytest.Pyte
                                 "--load-results", str(pytester.path / "results"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*usage error*needs a base URL*API_URL*"])
-    assert summary(pytester)["tests"][0]["duration_s"] < 10
+    assert summary(pytester)["tests"][0]["duration_s"] < scaled(10)
 
 
 def test_no_run_folder_without_a_load_test(pytester: pytest.Pytester) -> None:

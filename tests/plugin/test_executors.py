@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_novaload.engine.runner import LoadRunner
 from pytest_novaload.spec import LoadSpec
+from tests.timing import scaled
 
 TIME_FACTOR = float(os.environ.get("NOVALOAD_TIME_FACTOR", "1") or 1)
 
@@ -24,12 +25,14 @@ def count(out: Any, name: str = "iterations") -> float:
 
 def test_graceful_stop_lets_running_iterations_finish() -> None:
     async def user(vu: Any) -> None:
-        await asyncio.sleep(0.3)
+        # A quick first iteration, then one that outlasts the duration: when the duration
+        # ends every VU is inside its second iteration, whatever the machine's speed.
+        if vu.iteration > 0:
+            await asyncio.sleep(scaled(1.0))
 
-    # Iterations start at 0 and 0.3 s; the second ends after the 0.45 s duration.
-    out = run(user, vus=3, duration="450ms", graceful_stop="2s")
-    assert count(out) == 6
-    out = run(user, vus=3, duration="450ms", graceful_stop="0s")
+    out = run(user, vus=3, duration=scaled(0.45), graceful_stop=scaled(3.0))
+    assert count(out) == 6          # the grace outlasts the second iteration: it counts
+    out = run(user, vus=3, duration=scaled(0.45), graceful_stop="0s")
     assert count(out) == 3          # the second iteration was interrupted, not counted
 
 
@@ -57,7 +60,7 @@ def test_ramping_vus_follows_the_stages() -> None:
         await asyncio.sleep(0.02)
         active[0] -= 1
 
-    out = run(user, stages=[("300ms", 6), ("300ms", 6), ("200ms", 0)], start_vus=0)
+    out = run(user, stages=[(scaled(0.3), 6), (scaled(0.3), 6), (scaled(0.2), 0)], start_vus=0)
     vus = out.store.aggregate("vus")
     assert vus.value("max") == 6 and peak[0] == 6
     assert out.store.aggregate("vus_max").value("max") == 6
@@ -87,11 +90,11 @@ def test_ramp_down_grace_interrupts_long_iterations_and_ramp_up_restarts() -> No
 
     async def user(vu: Any) -> None:
         ids_seen.append(vu.id)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(scaled(0.5))   # ends before the plan does, unless cut
 
-    # 4 VUs, then down to 0 with a 50 ms grace (the 500 ms iterations are cut), then back up.
-    out = run(user, stages=[("0s", 4), ("200ms", 4), ("0s", 0), ("300ms", 0), ("0s", 4),
-                            ("200ms", 4)], start_vus=0, graceful_ramp_down="50ms",
+    # 4 VUs, then down to 0 with a short grace (the long iterations are cut), then back up.
+    out = run(user, stages=[(0, 4), (scaled(0.2), 4), (0, 0), (scaled(0.3), 0), (0, 4),
+                            (scaled(0.2), 4)], start_vus=0, graceful_ramp_down=scaled(0.05),
               graceful_stop="0s")
     assert out.store.aggregate("vus").value("max") == 4
     assert count(out) == 0                    # every iteration was interrupted

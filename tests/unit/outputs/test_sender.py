@@ -15,6 +15,7 @@ from pytest_novaload.metrics import MetricStore, make_tags
 from pytest_novaload.outputs import _snappy
 from pytest_novaload.outputs.promrw import STALE_NAN, PrometheusRemoteWrite
 from pytest_novaload.outputs.sender import Background
+from tests.timing import scaled
 from tests.unit.outputs.promdecode import decode_write_request
 
 
@@ -133,7 +134,7 @@ def test_dead_receiver_warns_once_and_never_blocks() -> None:
         worst = max(worst, time.perf_counter() - t)
         time.sleep(0.01)
     report = out.close(timeout=5)
-    assert worst < 0.05, f"window() blocked {worst:.3f}s"
+    assert worst < scaled(0.05), f"window() blocked {worst:.3f}s"
     assert len(warnings) == 1, warnings
     assert "sending failed" in warnings[0] and "unreachable" in warnings[0]
     assert "load goes on" in warnings[0]
@@ -158,7 +159,7 @@ def test_slow_receiver_fills_the_queue_then_drops(receiver: Receiver) -> None:
     windows = _windows(12)
     t = time.perf_counter()
     accepted = [out.window("t", 1_750_000_000.0 + k, w) for k, w in enumerate(windows)]
-    assert time.perf_counter() - t < 0.5
+    assert time.perf_counter() - t < scaled(0.5)
     report = out.close(timeout=10)
     assert not all(accepted) and report.dropped == accepted.count(False)
     assert report.sent == accepted.count(True)
@@ -177,7 +178,7 @@ def test_close_gives_up_after_its_timeout() -> None:
     t = time.perf_counter()
     report = bg.close(timeout=0.3)
     gate.set()
-    assert time.perf_counter() - t < 2
+    assert time.perf_counter() - t < scaled(2)
     assert any("gave up after 0.3 s" in n for n in report.notes)
     assert bg.put(5) is False and report.dropped >= 1
 
