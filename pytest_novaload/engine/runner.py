@@ -198,7 +198,10 @@ class LoadRunner:
         (so each line covers the unix second it is labelled with), check abort_on_fail
         thresholds and show progress."""
         while True:
-            boundary = math.floor(time.time()) + 1.0
+            # The second after the open window's start, not after now: a slow start or a
+            # stall past a boundary closes the late window at once instead of skipping a second.
+            start = self._window_start if self._window_start is not None else self._wall_start
+            boundary = math.floor(start) + 1.0
             while (left := boundary - time.time()) > 0:  # timers may wake a hair early
                 await asyncio.sleep(left)
             self._flush_window(boundary)
