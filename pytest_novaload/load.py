@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.errors import ConfigError, UsageError
 from pytest_novaload.metrics import MetricStore, make_tags
 from pytest_novaload.reporting.model import RunResult
+
+if TYPE_CHECKING:
+    from pytest_novaload.thresholds import Threshold
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -49,8 +52,10 @@ class CustomMetric:
 class Load:
     """What a load test receives as ``load``: ``trend/counter/rate/gauge`` and ``run``."""
 
-    def __init__(self, nodeid: str, run: Callable[[Any, MetricStore], RunResult]) -> None:
+    def __init__(self, nodeid: str, run: Callable[[Any, MetricStore], RunResult],
+                 thresholds: Iterable[Threshold] = ()) -> None:
         self.nodeid = nodeid
+        self.thresholds = tuple(thresholds)
         self.store = MetricStore()
         self._run = run
         self._metrics: dict[str, CustomMetric] = {}
@@ -67,6 +72,13 @@ class Load:
                 raise ConfigError(f"metric '{name}' is already a {existing.kind}; "
                                   f"it cannot also be a {kind}: pick another name")
             return existing
+        from pytest_novaload.thresholds.kinds import check_kind
+        problems = [p for th in self.thresholds if th.name == name
+                    if (p := check_kind(th, kind)) is not None]
+        if problems:
+            # k6 refuses these before the test starts; the declaration is the first moment
+            # the type is known, and it comes before load.run: no load is sent.
+            raise ConfigError([f"{self.nodeid}: load.{kind}({name!r}): {p}" for p in problems])
         self.store.define(name, kind)
         metric = self._metrics[name] = CustomMetric(self.store, name, kind)
         return metric

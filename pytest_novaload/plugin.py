@@ -219,7 +219,7 @@ def load(request: pytest.FixtureRequest) -> Load:
         __tracebackhide__ = True
         return session.run_load(nodeid, spec, scenario, store)
 
-    return Load(nodeid, run)
+    return Load(nodeid, run, spec.thresholds)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -17,6 +17,7 @@ from typing import Any
 from pytest_novaload.engine.executors import EXECUTORS, Args, ExecutorConfig
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.thresholds import Threshold, parse_thresholds
+from pytest_novaload.thresholds.kinds import check_builtin_kinds
 
 COMMON_KEYWORDS = frozenset({"executor", "thresholds", "http", "ws", "db"})
 ALL_EXECUTOR_KEYWORDS = frozenset().union(*(cls.keywords() for cls in EXECUTORS.values()))
@@ -62,6 +63,7 @@ class LoadSpec:
                     thresholds = tuple(parse_thresholds(raw_th))
                 except ConfigError as exc:
                     problems.extend(exc.problems)
+                problems.extend(check_builtin_kinds(thresholds))
         client_options: dict[str, Mapping[str, Any]] = {}
         for proto in ("http", "ws", "db"):
             if proto in kwargs:

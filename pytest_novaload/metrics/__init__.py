@@ -6,6 +6,7 @@ from pytest_novaload.metrics.builtins import (
     BUILTINS,
     SUM_GAUGES,
     BuiltinMetric,
+    builtin,
     defined_by,
     is_builtin,
 )
@@ -21,6 +22,8 @@ from pytest_novaload.metrics.sinks import (
     format_percentile,
     parse_percentile,
     sink_from_dict,
+    supports,
+    unsupported_reason,
 )
 from pytest_novaload.metrics.store import (
     MetricStore,
@@ -44,6 +47,7 @@ __all__ = [
     "Sink",
     "Tags",
     "Trend",
+    "builtin",
     "defined_by",
     "format_percentile",
     "is_builtin",
@@ -52,4 +56,6 @@ __all__ = [
     "parse_metric_key",
     "parse_percentile",
     "sink_from_dict",
+    "supports",
+    "unsupported_reason",
 ]

@@ -24,30 +24,47 @@ __all__ = [
     "format_percentile",
     "parse_percentile",
     "sink_from_dict",
+    "supports",
+    "unsupported_reason",
 ]
 
 KINDS = ("trend", "counter", "rate", "gauge")
 """The metric kinds, k6's names."""
 
 KIND_AGGREGATIONS: dict[str, tuple[str, ...]] = {
-    "trend": ("avg", "min", "max", "med", "count", "p(N)"),
+    "trend": ("avg", "min", "max", "med", "p(N)"),
     "counter": ("count", "rate"),
     "rate": ("rate",),
-    "gauge": ("value", "min", "max"),
+    "gauge": ("value",),
 }
-"""The threshold aggregations each kind answers (``p(N)``: any percentile N in (0, 100])."""
+"""The threshold aggregations each kind supports: k6's ``supportedAggregationMethods``
+(``p(N)``: any percentile 0 <= N <= 100, p(0) the minimum). ``value()`` answers a few more
+for ``result.metric`` and the reports (a trend's count, a gauge's min and max)."""
 
 _PERCENTILE = re.compile(r"p\(\s*(\d+(?:\.\d*)?|\.\d+)\s*\)")
 _SUMMARY_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
 
 
 def parse_percentile(agg: str) -> float | None:
-    """N of ``"p(N)"`` when N is in (0, 100]; None when ``agg`` is not such a percentile."""
+    """N of ``"p(N)"`` when N is in [0, 100]; None when ``agg`` is not such a percentile."""
     m = _PERCENTILE.fullmatch(agg.strip())
     if m is None:
         return None
     n = float(m.group(1))
-    return n if 0.0 < n <= 100.0 else None
+    return n if 0.0 <= n <= 100.0 else None
+
+
+def supports(kind: str, agg: str) -> bool:
+    """True when a threshold may use ``agg`` on a metric of ``kind`` (k6's table)."""
+    allowed = KIND_AGGREGATIONS.get(kind, ())
+    return agg in allowed or ("p(N)" in allowed and parse_percentile(agg) is not None)
+
+
+def unsupported_reason(kind: str, agg: str) -> str:
+    """k6's words for an aggregation the kind does not support, with the supported ones."""
+    allowed = ", ".join(KIND_AGGREGATIONS[kind])
+    return f"unsupported aggregation method {agg} on metric of type {kind}; supported are: " \
+           f"{allowed}"
 
 
 def format_percentile(n: float) -> str:
@@ -55,8 +72,14 @@ def format_percentile(n: float) -> str:
     return f"p({int(n)})" if float(n).is_integer() else f"p({n!r})"
 
 
+_ANSWERS: dict[str, tuple[str, ...]] = {**KIND_AGGREGATIONS,
+                                        "trend": ("avg", "min", "max", "med", "count", "p(N)"),
+                                        "gauge": ("value", "min", "max")}
+"""What ``value()`` answers: the threshold aggregations and the extras."""
+
+
 def _unsupported(kind: str, agg: str) -> KeyError:
-    allowed = ", ".join(KIND_AGGREGATIONS[kind])
+    allowed = ", ".join(_ANSWERS[kind])
     return KeyError(f"aggregation '{agg}' does not apply to a {kind} metric; "
                     f"a {kind} supports: {allowed}")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_novaload.metrics import MetricStore, parse_metric_key
+from pytest_novaload.metrics import MetricStore, parse_metric_key, supports, unsupported_reason
 from pytest_novaload.thresholds.parser import Threshold
 
 __all__ = ["Outcome", "evaluate", "evaluate_all"]
@@ -124,6 +124,9 @@ def evaluate(threshold: Threshold, store: MetricStore, duration_s: float) -> Out
                        reason=f"metric '{name}' was never recorded; metrics that exist: {known}")
     kind = store.kind(name)
     unit = _unit(kind, threshold.agg)
+    if not supports(kind, threshold.agg):
+        return Outcome(threshold, None, False, unit, reason=unsupported_reason(kind, threshold.agg),
+                       kind=kind)
     sink = store.aggregate(name, filters)
     if kind in ("trend", "rate") and sink.empty:
         return Outcome(threshold, None, False, unit, reason=_no_samples(store, name, filters),

@@ -5,8 +5,8 @@ Grammar of one expression (whitespace allowed around every token)::
     threshold   ::= aggregation operator number
     aggregation ::= "avg" | "min" | "max" | "med" | "count" | "rate" | "value"
                   | "p(" percentile ")"
-    percentile  ::= decimal                      ; 0 < N <= 100, e.g. 95, 99.9
-    operator    ::= "<" | "<=" | ">" | ">=" | "==" | "!="
+    percentile  ::= decimal                      ; 0 <= N <= 100, e.g. 95, 99.9, 0 (min)
+    operator    ::= "<" | "<=" | ">" | ">=" | "==" | "===" | "!="   ; "===" is "==" (k6)
     number      ::= ["+" | "-"] decimal [("e" | "E") ["+" | "-"] digits]
     decimal     ::= digits ["." [digits]] | "." digits
 
@@ -34,15 +34,15 @@ AGGREGATIONS = ("avg", "min", "max", "med", "count", "rate", "value")
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 
 _EXPECTED = ("expected 'agg op number' with agg one of avg, min, max, med, count, rate, value, "
-             "p(N) such as p(95) (0 < N <= 100); op one of <, <=, >, >=, ==, !=")
+             "p(N) such as p(95) (0 <= N <= 100); op one of <, <=, >, >=, ==, !=")
 _AGG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)(\s*\(\s*([^()]*?)\s*\))?\s*")
-_OP = re.compile(r"(<=|>=|==|!=|<|>)\s*")
+_OP = re.compile(r"(<=|>=|===|==|!=|<|>)\s*")
 _DECIMAL = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _NUMBER = re.compile(rf"[+-]?{_DECIMAL}(?:[eE][+-]?\d+)?")
 _BARE_PERCENTILE = re.compile(rf"p(?:ct|ercentile)?_?({_DECIMAL})", re.IGNORECASE)
 _ALIASES = {"mean": "avg", "average": "avg", "median": "med", "minimum": "min",
             "maximum": "max"}
-_OP_FIXES = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "===": "==", "!==": "!="}
+_OP_FIXES = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "!==": "!="}
 _DICT_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
 
 
@@ -122,8 +122,8 @@ def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str,
                        if word.lower() in ("p", "pct", "percentile") and n else None)
         if n is None:
             raise fail(f"percentile 'p({arg})' needs a number between 0 and 100")
-        if not 0.0 < n <= 100.0:
-            raise fail(f"percentile p({arg}) is out of range: N must be > 0 and <= 100")
+        if not 0.0 <= n <= 100.0:
+            raise fail(f"percentile p({arg}) is out of range: N must be >= 0 and <= 100")
         agg = format_percentile(n)
     elif word in AGGREGATIONS:
         agg = word
@@ -157,7 +157,7 @@ def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str,
                      if re.fullmatch(rf"{_DECIMAL}\s*[a-zµ]+", tail) else "")
         raise fail(f"'{tail}' after '{agg}{op_text}' is not a number{unit_note}",
                    _fix_number(agg, op_text, tail))
-    return agg, op_text, float(tail)
+    return agg, "==" if op_text == "===" else op_text, float(tail)
 
 
 def _fix_number(agg: str, op: str, tail: str) -> str | None:

@@ -63,10 +63,10 @@ def test_abort_check_waits_for_the_delay_and_names_the_threshold() -> None:
 def test_abort_check_never_aborts_on_no_samples_and_skips_summed_gauges() -> None:
     ths = tuple(parse_thresholds({
         "ws_connecting": [{"threshold": "p(95)<1", "abort_on_fail": True}],
-        "vus": [{"threshold": "max<10", "abort_on_fail": True}]}))
+        "vus": [{"threshold": "value<10", "abort_on_fail": True}]}))
     s = store()
     s.define("ws_connecting", "trend")
-    assert abort_check(ths, s, 5.0) == "abort_on_fail: vus max<10 -> 40  FAILED"
+    assert abort_check(ths, s, 5.0) == "abort_on_fail: vus value<10 -> 40  FAILED"
     assert abort_check(ths, s, 5.0, skip_gauges=True) is None
 
 

@@ -33,7 +33,7 @@ THRESHOLDS = tuple(parse_thresholds({
     "http_req_failed": ["rate<0.05"],
     "http_reqs": ["count>1000", "rate>10"],
     "checks": ["rate>0.9"],
-    "vus": ["max<=10"],
+    "vus": ["value<=10"],
 }))
 EXECUTOR = {"type": "constant-vus", "vus": 10, "duration": "10s"}
 NAMES = ("create_vm", "list_vms", "get_vm")

@@ -46,6 +46,7 @@ def test_trend_value_answers_every_trend_aggregation() -> None:
     assert t.value("count") == 4.0
     assert 10.0 <= t.value("med") <= 40.0
     assert t.value("p(100)") == 40.0
+    assert t.value("p(0)") == 10.0          # k6: p(0) is the minimum
     assert t.value("p(97.5)") == t.quantile(0.975)
     assert t.value("p(50)") == t.value("med")
 
@@ -53,7 +54,7 @@ def test_trend_value_answers_every_trend_aggregation() -> None:
 @pytest.mark.parametrize(("sink", "agg", "supported"), [
     (Trend(), "rate", "avg, min, max, med, count, p(N)"),
     (Trend(), "value", "avg, min, max, med, count, p(N)"),
-    (Trend(), "p(0)", "avg, min, max, med, count, p(N)"),
+    (Trend(), "p(101)", "avg, min, max, med, count, p(N)"),
     (Counter(), "p(95)", "count, rate"),
     (Counter(), "avg", "count, rate"),
     (Rate(), "count", "rate"),

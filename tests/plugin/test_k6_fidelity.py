@@ -1,0 +1,100 @@
+"""What a k6 user porting a script expects, end to end (issue 9): thresholds refused before
+the load as k6 refuses them, k6's marker shortcuts, tags, vus_max and option forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.plugin.conftest import Target
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest("-p", "no:cacheprovider", "--load-progress", "off",
+                              f"--load-results={pytester.path / 'results'}", *args)
+
+
+def summary(pytester: pytest.Pytester) -> dict[str, Any]:
+    (run_dir,) = (pytester.path / "results").iterdir()
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    return data
+
+
+@pytest.fixture
+def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
+    monkeypatch.setenv("API_URL", target.url)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    for env in ("NOVALOAD_SCALE", "NOVALOAD_DURATION_SCALE", "NOVALOAD_RESULTS"):
+        monkeypatch.delenv(env, raising=False)
+    return target
+
+
+# -- an aggregation the metric's type does not support: refused before any load -------------
+
+UNFIT = [
+    ("iterations", "avg<1000", "avg", "counter", "count, rate", "count<1000"),
+    ("vus", "count>0", "count", "gauge", "value", "value>0"),
+    ("iteration_duration", "rate>0", "rate", "trend", "avg, min, max, med, p(N)", "avg>0"),
+    ("iteration_duration", "count>0", "count", "trend", "avg, min, max, med, p(N)", "avg>0"),
+    ("http_req_failed", "count<1", "count", "rate", "rate", "rate<1"),
+]
+
+
+def test_builtin_metric_with_an_unfit_aggregation_is_a_collection_error(
+        pytester: pytest.Pytester, api: Target) -> None:
+    tests = "\n".join(f'''
+@pytest.mark.load(iterations=2, thresholds={{"{metric}": ["{expr}"]}})
+def test_{i}(load):
+    async def user(vu):
+        await vu.http.get("/never")
+    load.run(user)
+''' for i, (metric, expr, *_rest) in enumerate(UNFIT))
+    pytester.makepyfile("import pytest\n" + tests + '''
+@pytest.mark.load(iterations=2, thresholds={"http_reqs": ["count==2"],
+                                            "iteration_duration": ["p(0)>=0", "med===0"]})
+def test_fits(load):
+    async def user(vu):
+        await vu.http.get("/fits")
+    load.run(user)
+''')
+    result = run(pytester, "--continue-on-collection-errors")
+    result.assert_outcomes(errors=len(UNFIT), failed=1)   # med===0 is k6's == and fails
+    out = result.stdout.str()
+    for i, (metric, expr, agg, kind, supported, example) in enumerate(UNFIT):
+        result.stdout.fnmatch_lines([
+            f"*::test_{i}: invalid @pytest.mark.load(...):*",
+            f"*threshold '{expr}' on {metric}: unsupported aggregation method {agg} on metric "
+            f"of type {kind}; supported are: {supported}, e.g. '{example}'*"])
+    assert "count samples with a counter instead" in out
+    assert "/never" not in api.counts and api.counts["/fits"] == 2
+    (fits,) = summary(pytester)["tests"]
+    assert [(t["expression"], t["ok"]) for t in fits["thresholds"]] == [
+        ("count==2", True), ("p(0)>=0", True), ("med===0", False)]
+
+
+def test_custom_metric_with_an_unfit_aggregation_fails_at_its_declaration(
+        pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.load(iterations=2, thresholds={"my_trend": ["rate>0", "p(95)<1000"],
+                                            "my_counter": ["count>0"]})
+def test_custom(load):
+    counter = load.counter("my_counter")
+    trend = load.trend("my_trend")
+
+    async def user(vu):
+        await vu.http.get("/never")
+    load.run(user)
+''')
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*ConfigError: test_custom*::test_custom: load.trend('my_trend'): threshold 'rate>0' on "
+        "my_trend: unsupported aggregation method rate on metric of type trend; supported are: "
+        "avg, min, max, med, p(N), e.g. 'avg>0'"])
+    assert "p(95)<1000" not in result.stdout.str().split("ConfigError", 1)[1].split("\n")[0]
+    assert "/never" not in api.counts
