@@ -13,6 +13,7 @@ def _ms(v: Any) -> str:
 
 
 def render(summary: dict[str, Any]) -> str:
+    """SUMMARY.md from summary.json's dict; a field that is missing is left out, not an error."""
     opts = summary.get("options", {})
     out = [f"# Load test results — {summary.get('started', '')}", "",
            f"Options: scale {opts.get('load_scale')}, duration scale "
@@ -24,10 +25,11 @@ def render(summary: dict[str, Any]) -> str:
     for t in summary.get("tests", []):
         ths = t.get("thresholds", [])
         ok = sum(1 for x in ths if x.get("ok"))
-        out.append(f"| `{t['nodeid']}` | {t['outcome']} | {t['executor'].get('type')} | "
+        executor = (t.get("executor") or {}).get("type", "")
+        out.append(f"| `{t.get('nodeid', '?')}` | {t.get('outcome', '')} | {executor} | "
                    f"{t.get('shards', 1)} | {t.get('duration_s', 0):.1f}s | {ok}/{len(ths)} ok |")
     for t in summary.get("tests", []):
-        out += ["", f"## `{t['nodeid']}` — {t['outcome']}", ""]
+        out += ["", f"## `{t.get('nodeid', '?')}` — {t.get('outcome', '')}", ""]
         if t.get("aborted"):
             out += [f"**Aborted:** {t['aborted']}", ""]
         if t.get("thresholds"):

@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from typing import Any
 
-import pytest
-
 from pytest_novaload.reporting import html
+from tests.unit.reporting.strict_html import StrictParser, parse
 
-VOID = {"meta", "br", "hr", "img", "input", "link", "wbr", "col"}
 NODEID = "tests/test_api.py::test_vm_crud[<b>&x]"
-
-
-class StrictParser(HTMLParser):
-    """Fails on any unbalanced or mis-nested tag; collects tags and text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack, f"</{tag}> closes nothing"
-        assert self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1]}>"
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse(page: str) -> StrictParser:
-    p = StrictParser()
-    p.feed(page)
-    p.close()
-    assert p.stack == [], f"unclosed tags: {p.stack}"
-    return p
 
 
 def trend(avg: float, p95: float, count: int = 100) -> dict[str, Any]:
@@ -206,48 +169,3 @@ def test_empty_timeseries_and_no_http_metrics_render() -> None:
 def test_a_run_without_tests_or_fields_still_renders() -> None:
     parse(html.render({}, []))
     parse(html.render({"tests": [{"nodeid": "t::x"}]}, [{"test": "t::x", "metric": "vus"}]))
-
-
-@pytest.mark.parametrize("points", [[], [(0.0, 5.0)], [(0.0, 1.0), (1.0, 1.0)],
-                                    [(3.0, float("nan")), (4.0, 2.0)]])
-def test_line_chart_handles_empty_single_flat_and_nan(points: list[tuple[float, float]]) -> None:
-    svg = html.line_chart("t <1>", {"s": points}, unit="ms")
-    p = parse(svg)
-    assert "t &lt;1&gt;" in svg
-    finite = [pt for pt in points if pt[1] == pt[1]]
-    polys = [a for tag, a in p.tags if tag == "polyline"]
-    if not finite:
-        assert not polys and "no data" in "".join(p.text)
-        return
-    (poly,) = polys
-    coords = [tuple(map(float, c.split(","))) for c in (poly["points"] or "").split()]
-    assert len(coords) == len(finite)
-    assert all(0 <= x <= html.CHART_W and 0 <= y <= html.CHART_H for x, y in coords)
-    if len(finite) == 1:
-        assert any(tag == "circle" for tag, _ in p.tags)
-    labels = "".join(p.text)
-    assert f"max {html._num(max(y for _, y in finite))} ms" in labels
-
-
-def test_line_chart_scales_the_highest_point_to_the_top() -> None:
-    p = parse(html.line_chart("x", {"a": [(0, 0), (5, 10)], "b": [(0, 5), (5, 2)]}))
-    polys = [a["points"] or "" for tag, a in p.tags if tag == "polyline"]
-    ys = [float(c.split(",")[1]) for pts in polys for c in pts.split()]
-    xs = [float(c.split(",")[0]) for pts in polys for c in pts.split()]
-    assert min(ys) < max(ys)
-    assert ys[1] == min(ys)                  # (5, 10) is the top of the plot
-    assert xs[0] < xs[1]
-    assert "0 s" in "".join(p.text) and "5 s" in "".join(p.text)
-
-
-def test_a_long_series_is_thinned_but_keeps_its_spike() -> None:
-    points = [(float(i), 100.0) for i in range(20_000)]
-    points[12_345] = (12_345.0, 500.0)
-    points[5_000] = (5_000.0, 0.0)
-    p = parse(html.line_chart("long", {"s": points}))
-    (poly,) = [a["points"] or "" for tag, a in p.tags if tag == "polyline"]
-    coords = [tuple(map(float, c.split(","))) for c in poly.split()]
-    assert len(coords) <= 2 * html.CHART_W
-    assert min(y for _, y in coords) == pytest.approx(html._PAD_T)  # the spike, at the top
-    assert max(y for _, y in coords) == pytest.approx(html.CHART_H - html._PAD_B)  # the dip
-    assert [x for x, _ in coords] == sorted(x for x, _ in coords)
