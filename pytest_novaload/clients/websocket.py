@@ -39,9 +39,10 @@ error close code records True. An exception raised by the scenario inside ``asyn
 the session normally and does not by itself make it failed. ``recv``/``send`` on a closed
 connection raise websockets' own ``ConnectionClosed`` exceptions.
 
-Options (``options["ws"]``, checked by `validate_ws_options`): see ``WS_OPTIONS``. Failed
-connects and abnormal session ends call ``ctx.on_error(type, message)`` with "WsConnectError"
-or websockets' close exception name (e.g. "ConnectionClosedError") and a message naming the URL.
+Options (``options["ws"]``, checked by `validate_ws_options`): see ``WS_OPTIONS`` in
+`ws_config`. A failed connect or an abnormal session end reports its cause on the one error
+path, ``ctx.report("ws_failed", type, message)``, with "WsConnectError" or websockets' close
+exception name (e.g. "ConnectionClosedError") and a message naming the URL.
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ import enum
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -63,8 +63,15 @@ from websockets.frames import OK_CLOSE_CODES
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from pytest_novaload.clients._options import seconds, unknown_option
-from pytest_novaload.errors import ConfigError, NovaloadError
+from pytest_novaload.clients.ws_config import (
+    check_compression,
+    connect_defaults,
+    default_name,
+    resolve_ws_url,
+    validate_ws_options,
+)
+from pytest_novaload.clients.ws_messages import Match, Message, decode, encode, matcher
+from pytest_novaload.errors import NovaloadError
 from pytest_novaload.metrics.builtins import define_builtins
 from pytest_novaload.metrics.errors import error_tag
 
@@ -76,16 +83,7 @@ if TYPE_CHECKING:
 __all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_ws_url",
            "validate_ws_options"]
 
-Message: TypeAlias = str | bytes
-Match: TypeAlias = Callable[[Any], object] | Mapping[str, Any] | None
 
-#: keys accepted in ``options["ws"]`` (defaults for every connection of the run).
-WS_OPTIONS = frozenset({
-    "open_timeout", "close_timeout", "ping_interval", "ping_timeout", "max_size", "max_queue",
-    "compression", "local_addrs",
-})
-
-DEFAULT_OPEN_TIMEOUT = 10.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
 
@@ -105,88 +103,6 @@ class WsConnectError(NovaloadError):
         self.name = name
         self.cause = cause
         super().__init__(f"ws connect to {url} (name={name}) failed: {error_tag(cause)}")
-
-
-def resolve_ws_url(path_or_url: str, env: Mapping[str, str], *, dwcp: bool = False) -> str:
-    """Turn what a scenario passed to ``vu.ws`` into a full ws:// or wss:// URL."""
-    if "://" in path_or_url:
-        scheme = path_or_url.split("://", 1)[0].lower()
-        if scheme not in ("ws", "wss"):
-            raise ConfigError(f"vu.ws url {path_or_url!r}: expected a ws:// or wss:// URL or a "
-                              f"path such as '/ws'; use the ws scheme for WebSocket targets")
-        return path_or_url
-    dwcp_base = env.get("DWCP_WS_URL", "")
-    if dwcp:
-        if not dwcp_base:
-            raise ConfigError("vu.ws(..., dwcp=True): DWCP_WS_URL is not set; set it to the DWCP "
-                              "WebSocket endpoint, e.g. ws://localhost:8080/dwcp/v3")
-        return _join(dwcp_base, path_or_url)
-    if dwcp_base:
-        parts = urlsplit(dwcp_base)
-        prefix = parts.path.rstrip("/")
-        if prefix and (path_or_url == prefix or path_or_url.startswith(prefix + "/")):
-            return f"{parts.scheme}://{parts.netloc}{path_or_url}"
-    base = env.get("WS_URL", "")
-    if not base:
-        api = env.get("API_URL", "")
-        if api.startswith(("http://", "https://")):
-            base = "ws" + api[4:]
-        else:
-            raise ConfigError(f"vu.ws({path_or_url!r}): WS_URL is not set; set WS_URL (e.g. "
-                              f"ws://localhost:8080) or pass a full ws:// URL")
-    return _join(base, path_or_url)
-
-
-def _join(base: str, path: str) -> str:
-    if not path:
-        return base
-    return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _default_name(url: str) -> str:
-    return urlsplit(url).path or "/"
-
-
-def _decode(message: Message) -> Any:
-    """JSON-decode a message when it is JSON; otherwise return it unchanged."""
-    try:
-        return json.loads(message)
-    except ValueError:
-        return message
-
-
-def _matcher(match: Match) -> Callable[[Any], bool]:
-    if match is None:
-        return lambda _msg: True
-    if isinstance(match, Mapping):
-        items = tuple(match.items())
-
-        def by_items(msg: Any) -> bool:
-            return isinstance(msg, dict) and all(
-                k in msg and msg[k] == v for k, v in items)
-        return by_items
-    if callable(match):
-        predicate = match
-
-        def by_call(msg: Any) -> bool:
-            try:
-                return bool(predicate(msg))
-            except (KeyError, IndexError, TypeError):  # a message of another shape
-                return False
-        return by_call
-    raise ConfigError(f"ws request match={match!r}: expected a callable taking the decoded "
-                      f"message, a dict of key/values the reply must contain, or None")
-
-
-def _encode(message: object) -> Message:
-    if isinstance(message, str | bytes):
-        return message
-    if isinstance(message, bytearray | memoryview):
-        return bytes(message)
-    if isinstance(message, dict | list):
-        return json.dumps(message, separators=(",", ":"))
-    raise TypeError(f"ws send: cannot send a {type(message).__name__}; expected str, bytes, "
-                    f"or a dict/list to JSON-encode")
 
 
 class _Sinks:
@@ -248,7 +164,7 @@ class WsConnection:
 
     async def send(self, message: object) -> None:
         """Send str or bytes as they are; dicts and lists as compact JSON text."""
-        await self._ws.send(_encode(message))
+        await self._ws.send(encode(message))
         self._sinks.sent.add()
 
     async def recv(self, timeout: float | None = None) -> Message:
@@ -276,7 +192,7 @@ class WsConnection:
         None for the next message. Messages that do not match are queued for ``recv()``.
         Records ``ws_msg_latency`` (send to matching reply). One reader at a time per connection.
         """
-        accept = _matcher(match)
+        accept = matcher(match)
         skipped = 0
         last: Message | None = None
         start = time.perf_counter()
@@ -286,7 +202,7 @@ class WsConnection:
                 while True:
                     raw = await self._ws.recv()
                     self._sinks.received.add()
-                    decoded = _decode(raw)
+                    decoded = decode(raw)
                     if accept(decoded):
                         self._sinks.latency.add((time.perf_counter() - start) * 1000.0)
                         return decoded
@@ -383,7 +299,7 @@ class WsClient:
         self._ctx = ctx
         self._store = ctx.store
         define_builtins(ctx.store, "ws")
-        self._defaults = _connect_defaults(ctx.options.get("ws") or {}, ctx.vu_id)
+        self._defaults = connect_defaults(ctx.options.get("ws") or {}, ctx.vu_id)
         self._auth: dict[str, str] = {}
         token = ctx.env.get("API_TOKEN")
         if token:
@@ -411,13 +327,13 @@ class WsClient:
         if subprotocols is not None:
             kw["subprotocols"] = [Subprotocol(p) for p in subprotocols]
         if compression is not DEFAULT:
-            kw["compression"] = _check_compression(compression)
+            kw["compression"] = check_compression(compression)
         if open_timeout is not DEFAULT:
             kw["open_timeout"] = open_timeout
         keep_key = None
         if keep is not False:
             keep_key = (url, "" if keep is True else str(keep))
-        return WsConnect(self, url, name or _default_name(url), kw, keep_key)
+        return WsConnect(self, url, name or default_name(url), kw, keep_key)
 
     async def connect(self, path_or_url: str = "", **kw: Any) -> WsConnection:
         """Same as ``await vu.ws(path_or_url, **kw)``: an open (or kept) connection."""
@@ -478,83 +394,3 @@ class WsClient:
         self._open.discard(conn)
         if conn._keep_key is not None and self._kept.get(conn._keep_key) is conn:
             del self._kept[conn._keep_key]
-
-
-def _check_compression(value: object) -> str | None:
-    if value is None:
-        return None
-    if value == "deflate":
-        return "deflate"
-    raise ConfigError(f"ws compression={value!r}: expected None (off, the default) or 'deflate'")
-
-
-_TIMEOUTS = ("open_timeout", "close_timeout", "ping_interval", "ping_timeout")
-
-
-def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
-    """Every problem in a ``ws=`` options dict (empty when valid). Pure: no I/O, no connection.
-
-    Checks unknown keys (with a close-match hint); ``open_timeout``/``ping_interval`` (None, or
-    a number or duration > 0), ``close_timeout``/``ping_timeout`` (None, or >= 0); ``max_size``
-    (None or bytes >= 1); ``max_queue`` (None, a count >= 1, or a (high, low) pair);
-    ``compression`` (None or 'deflate'); ``local_addrs`` (a list of address strings).
-    Messages start with the key: the caller adds its prefix.
-    """
-    if not isinstance(opts, Mapping):
-        return [f"{opts!r}: expected a dict of WebSocket options such as "
-                f"{{'open_timeout': '5s'}} (accepted keys: {', '.join(sorted(WS_OPTIONS))})"]
-    problems = [unknown_option(key, WS_OPTIONS) for key in opts if key not in WS_OPTIONS]
-    for key in _TIMEOUTS:
-        value = opts.get(key)
-        if value is not None and seconds(
-                value, allow_zero=key in ("close_timeout", "ping_timeout")) is None:
-            least = "> 0" if key in ("open_timeout", "ping_interval") else ">= 0"
-            problems.append(f"{key}={value!r}: expected seconds ({least}), a duration such as "
-                            f"'10s', or None to disable it")
-    max_size = opts.get("max_size")
-    if max_size is not None and not _count(max_size):
-        problems.append(f"max_size={max_size!r}: expected the largest message in bytes, a "
-                        f"whole number >= 1 (e.g. 2**20), or None for no limit")
-    max_queue = opts.get("max_queue")
-    if max_queue is not None and not (
-            _count(max_queue) or (isinstance(max_queue, tuple) and len(max_queue) == 2
-                                  and all(q is None or _count(q) for q in max_queue))):
-        problems.append(f"max_queue={max_queue!r}: expected a number of messages >= 1, a "
-                        f"(high, low) pair of them, or None for no limit")
-    compression = opts.get("compression")
-    if compression not in (None, "deflate"):
-        problems.append(f"compression={compression!r}: expected None (off, the default) or "
-                        f"'deflate'")
-    addrs = opts.get("local_addrs")
-    if addrs is not None and (isinstance(addrs, str) or not isinstance(addrs, Sequence)
-                              or not all(isinstance(a, str) and a for a in addrs)):
-        problems.append(f"local_addrs={addrs!r}: expected a list of source addresses such as "
-                        f"['127.0.0.1', '127.0.0.2']")
-    return problems
-
-
-def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _connect_defaults(options: Mapping[str, Any], vu_id: int) -> dict[str, Any]:
-    """Keyword arguments for ``websockets.connect`` from ``options["ws"]`` (validated first)."""
-    problems = validate_ws_options(options)
-    if problems:
-        raise ConfigError([f"ws option {p}" for p in problems])
-    kw: dict[str, Any] = {
-        "compression": options.get("compression"),
-        "open_timeout": DEFAULT_OPEN_TIMEOUT,
-        "proxy": None,
-    }
-    for key in _TIMEOUTS:
-        if key in options:
-            value = options[key]
-            kw[key] = None if value is None else seconds(value, allow_zero=True)
-    for key in ("max_size", "max_queue"):
-        if key in options:
-            kw[key] = options[key]
-    addrs = options.get("local_addrs")
-    if addrs:
-        kw["local_addr"] = (addrs[vu_id % len(addrs)], 0)
-    return kw

@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from pytest_novaload.clients.base import ClientContext
+from pytest_novaload.clients.db_pool import pool_kwargs
 from pytest_novaload.clients.postgres import (
     DbClient,
     DbPool,
-    _pool_kwargs,
     classify_sql,
     validate_db_options,
 )
@@ -282,12 +282,12 @@ def test_validate_db_options_accepts_valid_dicts(opts: dict[str, Any]) -> None:
 
 
 def test_pool_options_use_the_validator_and_accept_durations() -> None:
-    kwargs, acquire = _pool_kwargs({"max_size": 4, "command_timeout": "1m",
+    kwargs, acquire = pool_kwargs({"max_size": 4, "command_timeout": "1m",
                                     "connect_timeout": "500ms", "acquire_timeout": "2s"})
     assert kwargs == {"max_size": 4, "min_size": 4, "command_timeout": 60.0, "timeout": 0.5}
     assert acquire == 2.0
     with pytest.raises(ConfigError) as info:
-        _pool_kwargs({"max_size": 0, "command_timeout": "zz"})
+        pool_kwargs({"max_size": 0, "command_timeout": "zz"})
     assert info.value.problems == [f"db option {p}" for p in validate_db_options(
         {"max_size": 0, "command_timeout": "zz"})]
     assert len(info.value.problems) == 2

@@ -336,8 +336,8 @@ def test_bad_ws_options_are_config_errors(store: MetricStore) -> None:
     with pytest.raises(ConfigError, match="open_timeout=-1"):
         WsClient(ClientContext(store=store, vu_id=1, options={"ws": {"open_timeout": -1}}))
     with pytest.raises(ConfigError, match="match=42"):
-        from pytest_novaload.clients.websocket import _matcher
-        _matcher(42)  # type: ignore[arg-type]
+        from pytest_novaload.clients.ws_messages import matcher
+        matcher(42)  # type: ignore[arg-type]
 
 
 def test_validate_ws_options_reports_every_problem_at_once() -> None:

@@ -1,0 +1,142 @@
+"""Where ``vu.ws`` connects and with which settings: URL resolution and the ``ws=`` options
+(checked by `validate_ws_options`, pure) turned into ``websockets.connect`` keywords."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_novaload.clients._options import seconds, unknown_option
+from pytest_novaload.errors import ConfigError
+
+__all__ = ["DEFAULT_OPEN_TIMEOUT", "WS_OPTIONS", "check_compression", "connect_defaults",
+           "default_name", "resolve_ws_url", "validate_ws_options"]
+
+#: keys accepted in ``options["ws"]`` (defaults for every connection of the run).
+WS_OPTIONS = frozenset({
+    "open_timeout", "close_timeout", "ping_interval", "ping_timeout", "max_size", "max_queue",
+    "compression", "local_addrs",
+})
+
+DEFAULT_OPEN_TIMEOUT = 10.0
+
+
+def resolve_ws_url(path_or_url: str, env: Mapping[str, str], *, dwcp: bool = False) -> str:
+    """Turn what a scenario passed to ``vu.ws`` into a full ws:// or wss:// URL."""
+    if "://" in path_or_url:
+        scheme = path_or_url.split("://", 1)[0].lower()
+        if scheme not in ("ws", "wss"):
+            raise ConfigError(f"vu.ws url {path_or_url!r}: expected a ws:// or wss:// URL or a "
+                              f"path such as '/ws'; use the ws scheme for WebSocket targets")
+        return path_or_url
+    dwcp_base = env.get("DWCP_WS_URL", "")
+    if dwcp:
+        if not dwcp_base:
+            raise ConfigError("vu.ws(..., dwcp=True): DWCP_WS_URL is not set; set it to the DWCP "
+                              "WebSocket endpoint, e.g. ws://localhost:8080/dwcp/v3")
+        return _join(dwcp_base, path_or_url)
+    if dwcp_base:
+        parts = urlsplit(dwcp_base)
+        prefix = parts.path.rstrip("/")
+        if prefix and (path_or_url == prefix or path_or_url.startswith(prefix + "/")):
+            return f"{parts.scheme}://{parts.netloc}{path_or_url}"
+    base = env.get("WS_URL", "")
+    if not base:
+        api = env.get("API_URL", "")
+        if api.startswith(("http://", "https://")):
+            base = "ws" + api[4:]
+        else:
+            raise ConfigError(f"vu.ws({path_or_url!r}): WS_URL is not set; set WS_URL (e.g. "
+                              f"ws://localhost:8080) or pass a full ws:// URL")
+    return _join(base, path_or_url)
+
+
+def _join(base: str, path: str) -> str:
+    if not path:
+        return base
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def default_name(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+def check_compression(value: object) -> str | None:
+    if value is None:
+        return None
+    if value == "deflate":
+        return "deflate"
+    raise ConfigError(f"ws compression={value!r}: expected None (off, the default) or 'deflate'")
+
+
+_TIMEOUTS = ("open_timeout", "close_timeout", "ping_interval", "ping_timeout")
+
+
+def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
+    """Every problem in a ``ws=`` options dict (empty when valid). Pure: no I/O, no connection.
+
+    Checks unknown keys (with a close-match hint); ``open_timeout``/``ping_interval`` (None, or
+    a number or duration > 0), ``close_timeout``/``ping_timeout`` (None, or >= 0); ``max_size``
+    (None or bytes >= 1); ``max_queue`` (None, a count >= 1, or a (high, low) pair);
+    ``compression`` (None or 'deflate'); ``local_addrs`` (a list of address strings).
+    Messages start with the key: the caller adds its prefix.
+    """
+    if not isinstance(opts, Mapping):
+        return [f"{opts!r}: expected a dict of WebSocket options such as "
+                f"{{'open_timeout': '5s'}} (accepted keys: {', '.join(sorted(WS_OPTIONS))})"]
+    problems = [unknown_option(key, WS_OPTIONS) for key in opts if key not in WS_OPTIONS]
+    for key in _TIMEOUTS:
+        value = opts.get(key)
+        if value is not None and seconds(
+                value, allow_zero=key in ("close_timeout", "ping_timeout")) is None:
+            least = "> 0" if key in ("open_timeout", "ping_interval") else ">= 0"
+            problems.append(f"{key}={value!r}: expected seconds ({least}), a duration such as "
+                            f"'10s', or None to disable it")
+    max_size = opts.get("max_size")
+    if max_size is not None and not _count(max_size):
+        problems.append(f"max_size={max_size!r}: expected the largest message in bytes, a "
+                        f"whole number >= 1 (e.g. 2**20), or None for no limit")
+    max_queue = opts.get("max_queue")
+    if max_queue is not None and not (
+            _count(max_queue) or (isinstance(max_queue, tuple) and len(max_queue) == 2
+                                  and all(q is None or _count(q) for q in max_queue))):
+        problems.append(f"max_queue={max_queue!r}: expected a number of messages >= 1, a "
+                        f"(high, low) pair of them, or None for no limit")
+    compression = opts.get("compression")
+    if compression not in (None, "deflate"):
+        problems.append(f"compression={compression!r}: expected None (off, the default) or "
+                        f"'deflate'")
+    addrs = opts.get("local_addrs")
+    if addrs is not None and (isinstance(addrs, str) or not isinstance(addrs, Sequence)
+                              or not all(isinstance(a, str) and a for a in addrs)):
+        problems.append(f"local_addrs={addrs!r}: expected a list of source addresses such as "
+                        f"['127.0.0.1', '127.0.0.2']")
+    return problems
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def connect_defaults(options: Mapping[str, Any], vu_id: int) -> dict[str, Any]:
+    """Keyword arguments for ``websockets.connect`` from ``options["ws"]`` (validated first)."""
+    problems = validate_ws_options(options)
+    if problems:
+        raise ConfigError([f"ws option {p}" for p in problems])
+    kw: dict[str, Any] = {
+        "compression": options.get("compression"),
+        "open_timeout": DEFAULT_OPEN_TIMEOUT,
+        "proxy": None,
+    }
+    for key in _TIMEOUTS:
+        if key in options:
+            value = options[key]
+            kw[key] = None if value is None else seconds(value, allow_zero=True)
+    for key in ("max_size", "max_queue"):
+        if key in options:
+            kw[key] = options[key]
+    addrs = options.get("local_addrs")
+    if addrs:
+        kw["local_addr"] = (addrs[vu_id % len(addrs)], 0)
+    return kw
