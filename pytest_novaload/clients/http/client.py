@@ -51,6 +51,7 @@ class HttpClient:
 
     def __init__(self, ctx: ClientContext) -> None:
         self._options = opts = HttpOptions(ctx.options.get("http") or {})
+        self._timeout = opts.timeout
         self._base_prefix: str | None = None
         self._api_origin: tuple[str, str, int] | None = None
         api_url = ctx.env.get("API_URL")
@@ -151,16 +152,19 @@ class HttpClient:
         if target is None:
             target = self._target(method, url)
         if timeout is None:
-            timeout = self._options.timeout
+            timeout = self._timeout
         elif not (isinstance(timeout, (int, float)) and timeout > 0):
             timeout = parse_timeout(timeout, "timeout")
         if cookies:
             headers = with_cookies(headers, cookies)
         if (params is None and headers is None and json is None and content is None
                 and data is None):
-            transport: Transport = self.fast_transport if target.fast else self.httpx_transport
-            response = await transport.send(target, None, target.name if name is None else name,
-                                            expected, timeout)
+            if target.fast:  # the hot path: no Request object, the target's bytes as they are
+                response = await self.fast_transport.send(
+                    target, None, target.name if name is None else name, expected, timeout)
+            else:
+                response = await self.httpx_transport.send(
+                    target, None, target.name if name is None else name, expected, timeout)
         else:
             response = await self._send(target, params, headers, json, content, data,
                                         target.name if name is None else name, expected,

@@ -78,9 +78,18 @@ class HttpMeter:
                  elapsed: float, sent: int, received: int, content: bytes) -> None:
         """A response was read: record it; an unexpected status is a failure whose cause is
         "HTTP <status>" with the start of the body (the reason a server gives, e.g. a 422's
-        validation message)."""
+        validation message). Once per request: kept to one call, the sinks' adds inlined."""
         ok = 200 <= status < 400 if expected is None else matches(status, expected)
-        self._sample(method, name, status, ok, None, elapsed, sent, received)
+        sinks = self._sinks.get((name, method, status, ok, None))
+        if sinks is None:
+            sinks = self._new_sinks(name, method, status, ok, None)
+        sinks.duration.add(elapsed * 1000.0)
+        sinks.count.add()
+        sinks.failed.add(not ok)
+        if sent:
+            self._data_sent.add(sent)
+        if received:
+            self._data_received.add(received)
         if not ok and self._reporting:
             text = content[:300].decode("utf-8", "replace").strip()
             self._ctx.report(FAILED, f"HTTP {status}",
@@ -93,24 +102,23 @@ class HttpMeter:
         if not message and failure.type.endswith("Timeout"):
             message = f"no response within {timeout:g}s"
         error = f"{failure.type}: {message}" if message else failure.type
-        self._sample(method, name, 0, False, failure.type, elapsed, sent, received)
+        sinks = self._sinks.get((name, method, 0, False, failure.type))
+        if sinks is None:
+            sinks = self._new_sinks(name, method, 0, False, failure.type)
+        sinks.record(elapsed * 1000.0, True)
+        self._data_sent.add(sent)
+        self._data_received.add(received)
         self._ctx.report(FAILED, failure.type, f"{error} ({method} {url})")
         return Response(0, [], b"", elapsed, method, url, reason="", error=error,
                         error_code=error_code(failure.type, message))
 
-    def _sample(self, method: str, name: str, status: int, ok: bool, error: str | None,
-                elapsed: float, sent: int, received: int) -> None:
-        sinks = self._sinks.get((name, method, status, ok, error))
-        if sinks is None:
-            tags: tuple[tuple[str, str], ...] = (
-                ("expected_response", "true" if ok else "false"), ("method", method),
-                ("name", name), ("status", str(status)))
-            if error is not None:
-                tags = (("error", error), *tags)  # sorted: "error" < "expected_response"
-            sinks = self._sinks[(name, method, status, ok, error)] = CallSinks(
-                self._store, _CALL, tags)
-        sinks.record(elapsed * 1000.0, not ok)
-        if sent:
-            self._data_sent.add(sent)
-        if received:
-            self._data_received.add(received)
+    def _new_sinks(self, name: str, method: str, status: int, ok: bool,
+                   error: str | None) -> CallSinks:
+        tags: tuple[tuple[str, str], ...] = (
+            ("expected_response", "true" if ok else "false"), ("method", method),
+            ("name", name), ("status", str(status)))
+        if error is not None:
+            tags = (("error", error), *tags)  # sorted: "error" < "expected_response"
+        sinks = self._sinks[(name, method, status, ok, error)] = CallSinks(self._store, _CALL,
+                                                                           tags)
+        return sinks
