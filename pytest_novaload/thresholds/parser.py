@@ -12,22 +12,27 @@ Grammar of one expression (whitespace allowed around every token)::
 
 The ``thresholds=`` dict maps a metric key (``name`` or ``name{tag:value,...}``) to an
 expression, or to a list of expressions and/or ``{"threshold": expr, "abort_on_fail": bool,
-"delay_abort_eval": duration}`` dicts. Every problem of the dict is reported at once.
+"delay_abort_eval": duration}`` dicts. Every problem of the dict is reported at once (up to
+``MAX_PROBLEMS`` of them). Whatever the input (other types, huge numbers, deep nesting, long
+text), the result is thresholds or a ConfigError/ThresholdSyntaxError, never another exception.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_novaload.display import show
 from pytest_novaload.errors import ConfigError, ThresholdSyntaxError
 from pytest_novaload.metrics import format_percentile, metric_key, parse_metric_key
 from pytest_novaload.units import parse_duration
 
-__all__ = ["AGGREGATIONS", "OPERATORS", "Threshold", "parse_expression", "parse_thresholds"]
+__all__ = ["AGGREGATIONS", "MAX_EXPRESSION", "MAX_PROBLEMS", "OPERATORS", "Threshold",
+           "parse_expression", "parse_thresholds"]
 
 AGGREGATIONS = ("avg", "min", "max", "med", "count", "rate", "value")
 """The named aggregations; ``p(N)`` comes on top."""
@@ -44,6 +49,13 @@ _ALIASES = {"mean": "avg", "average": "avg", "median": "med", "minimum": "min",
             "maximum": "max"}
 _OP_FIXES = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "!==": "!="}
 _DICT_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
+MAX_EXPRESSION = 200
+"""Longest expression accepted, in characters (``p(99.9) <= 250`` is 14): longer text is not a
+threshold, and the bound keeps every parse step short."""
+MAX_KEY = 500
+"""Longest metric key accepted, in characters."""
+MAX_PROBLEMS = 50
+"""At most this many problems are listed; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,12 @@ def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str,
     """
     where = f" on {metric}" if metric else ""
     if not isinstance(expr, str):
-        raise ThresholdSyntaxError(f"threshold {expr!r}{where}: expected a string; {_EXPECTED}")
+        raise ThresholdSyntaxError(f"threshold {_shown_repr(expr)}{where}: expected a string; "
+                                   f"{_EXPECTED}")
+    if len(expr) > MAX_EXPRESSION:
+        raise ThresholdSyntaxError(f"threshold '{show(expr)}'{where}: {len(expr)} characters "
+                                   f"long, more than a threshold ever is (at most "
+                                   f"{MAX_EXPRESSION}); {_EXPECTED}")
 
     def fail(problem: str, fixed: str | None = None) -> ThresholdSyntaxError:
         hint = f" Did you mean '{fixed}'?" if fixed and fixed != expr else ""
@@ -157,7 +174,16 @@ def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str,
                      if re.fullmatch(rf"{_DECIMAL}\s*[a-zµ]+", tail) else "")
         raise fail(f"'{tail}' after '{agg}{op_text}' is not a number{unit_note}",
                    _fix_number(agg, op_text, tail))
-    return agg, "==" if op_text == "===" else op_text, float(tail)
+    limit = float(tail)
+    if not math.isfinite(limit):
+        raise fail(f"the number '{tail}' after '{agg}{op_text}' is out of range (the largest "
+                   "limit is about 1.8e308)")
+    return agg, "==" if op_text == "===" else op_text, limit
+
+
+def _shown_repr(value: object) -> str:
+    """``value`` for a message, quoted as repr() would when it is a string."""
+    return f"'{show(value)}'" if isinstance(value, str) else show(value)
 
 
 def _fix_number(agg: str, op: str, tail: str) -> str | None:
@@ -176,16 +202,21 @@ def _fix_number(agg: str, op: str, tail: str) -> str | None:
 def parse_thresholds(spec: Mapping[str, Any]) -> list[Threshold]:
     """The marker's ``thresholds=`` dict -> thresholds; ONE ConfigError listing every problem."""
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"thresholds={spec!r}: expected a dict mapping a metric key to "
-                          "expressions, e.g. {'http_req_duration': ['p(95)<500']}")
+        raise ConfigError(f"thresholds={_shown_repr(spec)}: expected a dict mapping a metric key "
+                          "to expressions, e.g. {'http_req_duration': ['p(95)<500']}")
     problems: list[str] = []
     out: list[Threshold] = []
     for raw_key, value in spec.items():
+        if not isinstance(raw_key, str) or len(raw_key) > MAX_KEY:
+            problems.append(f"thresholds key {_shown_repr(raw_key)}: expected a metric key: a "
+                            f"string of at most {MAX_KEY} characters such as "
+                            "'http_req_duration' or 'http_req_duration{name:create_vm}'")
+            continue
         try:
             name, filters = parse_metric_key(raw_key)
         except ConfigError as e:
             problems.extend(e.problems)
-            key = str(raw_key)
+            key = raw_key
         else:
             key = metric_key(name, filters)
         items: list[Any]
@@ -194,20 +225,23 @@ def parse_thresholds(spec: Mapping[str, Any]) -> list[Threshold]:
         elif isinstance(value, list | tuple):
             items = list(value)
         else:
-            problems.append(f"thresholds['{raw_key}'] = {value!r}: expected an expression "
-                            "such as 'p(95)<500', a dict {'threshold': ..., 'abort_on_fail': "
-                            "True}, or a list of those")
+            problems.append(f"thresholds['{raw_key}'] = {_shown_repr(value)}: expected an "
+                            "expression such as 'p(95)<500', a dict {'threshold': ..., "
+                            "'abort_on_fail': True}, or a list of those")
             continue
         for item in items:
             th = _parse_item(key, raw_key, item, problems)
             if th is not None:
                 out.append(th)
     if problems:
+        if len(problems) > MAX_PROBLEMS:
+            more = len(problems) - MAX_PROBLEMS
+            problems = [*problems[:MAX_PROBLEMS], f"... and {more} more problem(s) like these"]
         raise ConfigError(problems)
     return out
 
 
-def _parse_item(key: str, raw_key: object, item: object, problems: list[str]) -> Threshold | None:
+def _parse_item(key: str, raw_key: str, item: object, problems: list[str]) -> Threshold | None:
     """One list entry (str or dict); appends to ``problems`` and returns None when bad."""
     abort = False
     delay = 0.0
@@ -215,15 +249,15 @@ def _parse_item(key: str, raw_key: object, item: object, problems: list[str]) ->
         unknown = [k for k in item if k not in _DICT_KEYS]
         if unknown:
             problems.append(f"thresholds['{raw_key}']: unknown key(s) "
-                            f"{', '.join(repr(k) for k in unknown)} in {dict(item)!r}; "
-                            f"allowed: {', '.join(_DICT_KEYS)}")
+                            f"{', '.join(_shown_repr(k) for k in unknown[:5])} in "
+                            f"{_shown_repr(item)}; allowed: {', '.join(_DICT_KEYS)}")
         expr = item.get("threshold")
         abort_value = item.get("abort_on_fail", False)
         if isinstance(abort_value, bool):
             abort = abort_value
         else:
-            problems.append(f"thresholds['{raw_key}']: abort_on_fail={abort_value!r} in "
-                            f"{dict(item)!r}: expected True or False")
+            problems.append(f"thresholds['{raw_key}']: abort_on_fail={_shown_repr(abort_value)} "
+                            f"in {_shown_repr(item)}: expected True or False")
         if "delay_abort_eval" in item:
             try:
                 delay = parse_duration(item["delay_abort_eval"],
@@ -231,18 +265,18 @@ def _parse_item(key: str, raw_key: object, item: object, problems: list[str]) ->
             except ConfigError as e:
                 problems.extend(e.problems)
         if expr is None:
-            problems.append(f"thresholds['{raw_key}']: {dict(item)!r} has no 'threshold' key; "
-                            "write {'threshold': 'p(95)<500', 'abort_on_fail': True}")
+            problems.append(f"thresholds['{raw_key}']: {_shown_repr(item)} has no 'threshold' "
+                            "key; write {'threshold': 'p(95)<500', 'abort_on_fail': True}")
             return None
     elif isinstance(item, str):
         expr = item
     else:
-        problems.append(f"thresholds['{raw_key}']: entry {item!r}: expected an expression such "
-                        "as 'p(95)<500' or a dict {'threshold': 'p(95)<500', "
+        problems.append(f"thresholds['{raw_key}']: entry {_shown_repr(item)}: expected an "
+                        "expression such as 'p(95)<500' or a dict {'threshold': 'p(95)<500', "
                         "'abort_on_fail': True}")
         return None
     try:
-        agg, op, limit = parse_expression(expr, metric=str(raw_key))
+        agg, op, limit = parse_expression(expr, metric=raw_key)
     except ThresholdSyntaxError as e:
         problems.extend(e.problems)
         return None
