@@ -95,6 +95,10 @@ def _masked_json(m: re.Match[str]) -> str:
     return f"{m.group(1)}{MASK}"
 
 
+_KEY_WORDS = ("authorization", "cookie", "password", "passwd", "pwd", "secret", "token",
+              "api_key", "apikey", "session_id", "sessionid", "x-api-key")
+"""Every key of ``_KEYS`` contains one of these: text without any skips three patterns."""
+
 _PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     (_BEARER, _MASKED), (_JSON, _masked_json), (_HEADER, _MASKED),
              (_USERINFO, _MASKED_USERINFO), (_KEY_VALUE, _MASKED))
@@ -137,8 +141,13 @@ class Redactor:
         if not isinstance(text, str):
             text = str(text)
         text = self._hide_literals(text)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
+        # Cheap substring tests first: most texts hold no credential-shaped part at all.
+        low = text.lower()
+        keys = any(word in low for word in _KEY_WORDS)
+        wanted = ("bearer" in low, keys, keys, "://" in text and "@" in text, keys)
+        for (pattern, replacement), want in zip(_PATTERNS, wanted, strict=True):
+            if want:
+                text = pattern.sub(replacement, text)
         return self._hide_literals(text)
 
     def _hide_literals(self, text: str) -> str:
