@@ -13,11 +13,15 @@ import pytest
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.load import Load
+from pytest_novaload.outputs import OutSpec, parse_out_specs, split_env
+from pytest_novaload.outputs.hub import Outputs, open_outputs
+from pytest_novaload.redact import display_target
 from pytest_novaload.session import NovaloadSession, Options, report_properties
 from pytest_novaload.spec import LoadSpec
 from pytest_novaload.thresholds import Threshold
 
 session_key = pytest.StashKey[NovaloadSession]()
+out_source_key = pytest.StashKey[str | None]()
 spec_key = pytest.StashKey[LoadSpec]()
 
 # (cli flag, ini name, env var, help)
@@ -35,6 +39,9 @@ OPTIONS = (
      "xdist: seconds every shard of a load test may take to reach the start barrier "
      "(default 60)"),
 )
+OUT_HELP = ("stream metrics while loads run, k6's --out: prometheus-rw=URL (Prometheus remote "
+            "write, k6's series names) or json=PATH (k6's JSON lines, gzipped for .gz); "
+            "repeatable")
 MARKER_HELP = (
     "load(stages=..., executor=..., thresholds=..., vus=..., duration=..., ...): "
     "run this test as a load test through the `load` fixture (pytest-novaload; k6 executors "
@@ -46,6 +53,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, ini, env, help_ in OPTIONS:
         group.addoption(flag, dest=ini, default=None, help=f"{help_}. Env: {env}; ini: {ini}")
         parser.addini(ini, help=help_, default=None)
+    group.addoption("--load-out", dest="load_out", action="append", default=None,
+                    metavar="NAME=TARGET",
+                    help=f"{OUT_HELP}. Env: NOVALOAD_OUT (comma-separated); ini: load_out "
+                         "(one per line)")
+    parser.addini("load_out", help=OUT_HELP, type="linelist", default=[])
+
+
+def resolve_outputs(config: pytest.Config) -> tuple[list[OutSpec], str | None]:
+    """``--load-out`` specs and where they came from: command line > NOVALOAD_OUT > ini (the
+    first that gives any wins, as for every option and as k6's --out replaces K6_OUT)."""
+    cli = config.getoption("load_out")
+    if cli:
+        raw, source = list(cli), "--load-out"
+    elif os.environ.get("NOVALOAD_OUT", "").strip():
+        raw, source = split_env(os.environ["NOVALOAD_OUT"]), "NOVALOAD_OUT"
+    elif config.getini("load_out"):
+        raw, source = [str(x) for x in config.getini("load_out")], "ini load_out"
+    else:
+        return [], None
+    try:
+        specs = parse_out_specs(dict.fromkeys(raw))  # the same spec twice is one output
+    except ConfigError as exc:
+        raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
+            f"  - {p} (from {source})" for p in exc.problems)) from None
+    return specs, source
 
 
 def resolve_options(config: pytest.Config) -> Options:
@@ -96,7 +128,18 @@ def resolve_options(config: pytest.Config) -> Options:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     options = resolve_options(config)
+    specs, config.stash[out_source_key] = resolve_outputs(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+
+    def outputs(**where: Any) -> Outputs:
+        if not specs:
+            return Outputs()
+        try:
+            return open_outputs(specs, env=os.environ, **where)
+        except ConfigError as exc:
+            raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
+                f"  - {p}" for p in exc.problems)) from None
+
     if workerinput is not None:
         # An xdist worker runs shards; the controller writes the artifacts and the terminal.
         options = replace(options, results=None)
@@ -111,12 +154,15 @@ def pytest_configure(config: pytest.Config) -> None:
             shard = WorkerShard(channel, str(workerinput.get("workerid", "?")),
                                             barrier_timeout=options.barrier_timeout)
             config.stash[session_key] = NovaloadSession(
-                options, shard=shard, rootdir=Path(str(config.rootpath)))
+                options, shard=shard, rootdir=Path(str(config.rootpath)),
+                outputs=outputs(worker=str(workerinput.get("workerid", "gw"))))
             config.pluginmanager.register(
                 WorkerPlugin(shard, lambda item: _shard_meta(item, options)),
                 "novaload-worker")
             return
-        config.stash[session_key] = NovaloadSession(options, rootdir=Path(str(config.rootpath)))
+        config.stash[session_key] = NovaloadSession(
+            options, rootdir=Path(str(config.rootpath)),
+            outputs=outputs(worker=str(workerinput.get("workerid", "gw"))))
         return
     tr = config.pluginmanager.get_plugin("terminalreporter")
     write = None
@@ -133,10 +179,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 tr.write(text, flush=True)
 
         isatty = bool(tr.hasmarkup)
+    controller = _xdist_controller(config)
     session = NovaloadSession(options, write=write, isatty=isatty,
-                              rootdir=Path(str(config.rootpath)))
+                              rootdir=Path(str(config.rootpath)),
+                              outputs=outputs(controller=controller))
     config.stash[session_key] = session
-    if _xdist_controller(config):
+    if controller:
         from pytest_novaload.xdist.plugin import ControllerPlugin
         config.pluginmanager.register(ControllerPlugin(config, session),
                                       "novaload-controller")
@@ -262,7 +310,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
-    if session is None or not session.results:
+    if session is None:
+        return
+    _report_outputs(terminalreporter, session)
+    if not session.results:
         return
     for text in session.terminal_summaries():
         terminalreporter.write_sep("=", "load test summary")
@@ -272,10 +323,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         terminalreporter.write_line(f"load results: {directory}")
 
 
+def _report_outputs(terminalreporter: Any, session: NovaloadSession) -> None:
+    """Warnings not shown yet, and one line per output that lost anything."""
+    for text in session.outputs.take_notices():
+        terminalreporter.write_line(f"pytest-novaload: {text}", yellow=True)
+    for report in session.outputs.reports:
+        if not report.ok:
+            notes = "".join(f"; {n}" for n in report.notes)
+            terminalreporter.write_line(f"pytest-novaload output {report.line()}{notes} "
+                                        "(the load and its verdict were not affected)",
+                                        yellow=True)
+    for line in session.output_notes:
+        terminalreporter.write_line(line, yellow=True)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     s = session.config.stash.get(session_key, None)
     if s is not None:
         s.write_artifacts()
+        reports = s.outputs.close()
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # xdist worker: the controller prints these
+            workeroutput["novaload_outputs"] = [
+                *s.outputs.take_notices(),
+                *(f"output {r.line()} on worker {workeroutput.get('workerid', '?')}"
+                  for r in reports if not r.ok)]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -290,6 +362,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return f" ({src[key]})" if key in src else ""
 
     from pytest_novaload.engine.runner import loop_name
+    outs = session.outputs
+    targets = [f"prometheus-rw={display_target(p.url)}" for p in outs.prom]
+    targets += [f"json={j.path}" for j in outs.json] + [f"json={t}" for t in outs.join]
+    source = config.stash.get(out_source_key, None)
+    out = f", load_out={' '.join(targets)} ({source})" if targets else ""
     return (f"novaload: load_scale={o.scale:g}{where('load_scale')}, "
             f"load_duration_scale={o.duration_scale:g}{where('load_duration_scale')}, "
-            f"load_results={o.results or 'off'}{where('load_results')}, loop={loop_name()}")
+            f"load_results={o.results or 'off'}{where('load_results')}, loop={loop_name()}"
+            f"{out}")

@@ -22,6 +22,7 @@ from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
 from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.outputs.hub import Outputs
 from pytest_novaload.reporting import html, markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
 from pytest_novaload.reporting.terminal import LiveProgress
@@ -71,8 +72,10 @@ class NovaloadSession:
 
     def __init__(self, options: Options, *, write: Callable[[str], None] | None = None,
                  isatty: bool = False, shard: Shard | None = None,
-                 rootdir: Path | None = None) -> None:
+                 rootdir: Path | None = None, outputs: Outputs | None = None) -> None:
         self.options = options
+        self.outputs = outputs or Outputs()  # --load-out: fed while each load runs
+        self.output_notes: list[str] = []   # xdist: what the workers' outputs said
         self.write = write
         self.isatty = isatty
         self.shard = shard
@@ -100,15 +103,27 @@ class NovaloadSession:
         self.note_targets()
         progress = None if self.shard is not None else LiveProgress.create(
             self.write, nodeid, mode=self.options.progress, isatty=self.isatty)
+        outs = self.outputs
+        outs.start_test(nodeid, store)
+
+        def on_window(t: int, window: MetricStore, now: float) -> None:
+            outs.window(nodeid, t, window, end=min(t + 1.0, now))
+            if outs.notices:
+                self.show_notices()
+
         runner = LoadRunner(plan, scenario, env=env, client_options=dict(spec.client_options),
                             thresholds=spec.thresholds, rank=rank, world=world, store=store,
                             progress=progress.show if progress is not None else None,
                             timeseries_keys=threshold_keys(spec.thresholds), test_id=nodeid,
-                            keep_windows=self.shard is not None)
+                            keep_windows=self.shard is not None,
+                            on_window=on_window if outs else None)
         self._log(f"start {nodeid}: {plan.describe()} shard {rank + 1}/{world}")
         if self.shard is not None:
             self.shard.attach(runner)
-        measured = runner.run()
+        try:
+            measured = runner.run()
+        finally:
+            outs.end_test(nodeid, store)
         if progress is not None:
             progress.end()
         failure = None
@@ -134,6 +149,13 @@ class NovaloadSession:
             exc = LoadAborted if result.aborted else ThresholdsFailed
             raise exc(result.failure_message())
         return result
+
+    def show_notices(self) -> None:
+        """Print the outputs' warnings not shown yet (each output warns once)."""
+        if self.write is None:
+            return  # an xdist worker: they go to the controller with the worker's output
+        for text in self.outputs.take_notices():
+            self.write(f"\npytest-novaload: {text}\n")
 
     def record(self, result: RunResult, timeseries: list[dict[str, Any]]) -> None:
         """Keep a finished (or merged) result and write the artifacts at once."""

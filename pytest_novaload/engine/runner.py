@@ -26,6 +26,8 @@ from pytest_novaload.metrics import MetricStore
 from pytest_novaload.thresholds import Threshold, abort_check
 
 Progress = Callable[["Snapshot"], None]
+WindowSink = Callable[[int, MetricStore, float], None]
+"""Told each closed window: (unix second it started in, the window, unix time it closed)."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ class LoadRunner:
                  thresholds: tuple[Threshold, ...] = (), rank: int = 0, world: int = 1,
                  store: MetricStore | None = None, progress: Progress | None = None,
                  timeseries_keys: tuple[str, ...] = (), test_id: str = "",
-                 keep_windows: bool = False) -> None:
+                 keep_windows: bool = False, on_window: WindowSink | None = None) -> None:
         self.plan = plan.shard(rank, world)
         self.mix = ScenarioMix(scenario)
         self.store = store if store is not None else MetricStore()
@@ -91,6 +93,7 @@ class LoadRunner:
         self.timeseries_keys = timeseries_keys
         self.test_id = test_id
         self.keep_windows = keep_windows
+        self.on_window = on_window
         self._windows: list[tuple[int, dict[str, Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
@@ -238,6 +241,9 @@ class LoadRunner:
                                         length=max(now - start, 1e-3)))
         if self.keep_windows:
             self._windows.append((t, window.to_dict()))
+        if self.on_window is not None:
+            with contextlib.suppress(Exception):  # an output never breaks the load
+                self.on_window(t, window, now)
 
 
 def window_lines(window: MetricStore, t: int, test_id: str,

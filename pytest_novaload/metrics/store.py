@@ -14,6 +14,7 @@ from typing import Any
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics.builtins import SUM_GAUGES
 from pytest_novaload.metrics.sinks import KINDS, Counter, Gauge, Rate, Sink, Trend, sink_from_dict
+from pytest_novaload.metrics.tap import TapFactory, tapped_sink
 
 __all__ = ["MetricStore", "Tags", "make_tags", "metric_key", "parse_metric_key"]
 
@@ -83,7 +84,7 @@ def _new_sink(kind: str, combine: str) -> Sink:
 
 def _merge_sink(dst: Sink, src: Sink) -> None:
     """``dst.merge(src)`` for two sinks of the same kind."""
-    if type(dst) is not type(src):
+    if dst.kind != src.kind:
         raise ConfigError(f"cannot merge a {src.kind} metric into a {dst.kind} metric")
     dst.merge(src)  # type: ignore[arg-type]  # same class, checked above
 
@@ -91,9 +92,10 @@ def _merge_sink(dst: Sink, src: Sink) -> None:
 class MetricStore:
     """Named metrics, each of one kind, each with one sink per distinct tag set."""
 
-    __slots__ = ("_combine", "_flat", "_kinds", "_series")
+    __slots__ = ("_combine", "_flat", "_kinds", "_series", "_tap")
 
     def __init__(self) -> None:
+        self._tap: TapFactory | None = None
         self._kinds: dict[str, str] = {}
         self._combine: dict[str, str] = {}  # gauges only
         self._series: dict[str, dict[Tags, Sink]] = {}
@@ -148,10 +150,19 @@ class MetricStore:
         series = self._series[name]
         sink = series.get(norm)
         if sink is None:
-            sink = series[norm] = _new_sink(kind, self._combine.get(name, "max"))
+            combine_ = self._combine.get(name, "max")
+            rec = self._tap(name, kind, norm) if self._tap is not None else None
+            sink = series[norm] = (_new_sink(kind, combine_) if rec is None
+                                   else tapped_sink(kind, combine_, rec))
             self._flat[(name, norm)] = sink
         self._flat[(name, tags)] = sink
         return sink
+
+    def tap(self, factory: TapFactory | None) -> None:
+        """Series created from now on tell ``factory(name, kind, tags)``'s recorder every
+        sample (the ``json=`` output); None stops tapping new series. Windows, copies and
+        merges are never tapped."""
+        self._tap = factory
 
     def define(self, name: str, kind: str, *, combine: str | None = None) -> None:
         """Make metric ``name`` of ``kind`` exist (zero values, no series needed)."""

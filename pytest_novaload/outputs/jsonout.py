@@ -152,6 +152,21 @@ class JsonOutput:
         if len(buf) >= self._batch:
             self.flush()
 
+    def recorder(self, name: str, kind: str,
+                 tags: tuple[tuple[str, str], ...] = ()) -> Callable[[float], None]:
+        """One series' sample call (what a tapped sink calls per sample): ``sample`` with
+        the name, kind and tags bound, in one call."""
+        clock = time.time
+        limit = self._batch
+
+        def record(value: float) -> None:
+            buf = self._buf
+            buf.append((name, kind, value, tags, clock(), self._test_id))
+            if len(buf) >= limit:
+                self.flush()
+
+        return record
+
     def flush(self) -> None:
         """Hand what is buffered to the writer thread (call once a second, and at the end)."""
         if self._buf or self._decls:

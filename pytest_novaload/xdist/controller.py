@@ -181,6 +181,7 @@ class Coordinator:
         if run.phase is not Phase.RUNNING:
             return
         run.windows.add(msg.windows)
+        self._stream(run, wid, msg.windows)
         run.live.latest[wid] = msg
         run.live.ticks[wid] = run.live.ticks.get(wid, 0) + 1
         self._check_abort(run)
@@ -203,6 +204,7 @@ class Coordinator:
         part = ShardPart(wid, msg.rank, msg.measured)
         run.results[wid] = part
         run.windows.add(msg.windows)
+        self._stream(run, wid, msg.windows)
         if part.measured.aborted and run.abort_reason is None:
             self._abort(run, f"{part.measured.aborted} (shard {part.rank + 1}/{run.world}, "
                              f"worker '{wid}')")
@@ -228,6 +230,7 @@ class Coordinator:
             return
         run.move(Phase.MERGED)
         self._end_progress()
+        self._stream_rest(run)
         parts = sorted(run.results.values(), key=lambda p: p.rank)
         if not parts:
             return
@@ -245,6 +248,38 @@ class Coordinator:
                                   shards=run.world, extra=extra)
         for w in run.results:
             self._send(w, Merged(run.nodeid, merged, verdict, run.world, extra, failure))
+
+    # -- outputs (--load-out): the merged numbers, one series set per test ------------------
+    def _stream(self, run: Fanout, wid: str, windows: Sequence[tuple[int, Any]]) -> None:
+        """Send each second once, when every running shard has sent its window of it."""
+        outs = self.session.outputs
+        if not outs.prom:
+            return
+        if windows:
+            run.delivered[wid] = max(run.delivered.get(wid, -1), *(int(t) for t, _ in windows))
+        running = run.running_shards()
+        if running and all(w in run.delivered for w in running):
+            self._emit(run, min(run.delivered[w] for w in running))
+
+    def _stream_rest(self, run: Fanout) -> None:
+        """The run is merged: the seconds not sent yet, then the end of its series."""
+        outs = self.session.outputs
+        if outs.prom:
+            self._emit(run, None)
+            outs.end_test(run.nodeid)
+
+    def _emit(self, run: Fanout, upto: int | None) -> None:
+        outs = self.session.outputs
+        now = time.time()
+        for t in sorted(run.windows.by_second):
+            if t <= run.streamed or (upto is not None and t > upto):
+                continue
+            run.streamed = t
+            with contextlib.suppress(Exception):  # an output never breaks the run
+                outs.window(run.nodeid, t, run.windows.by_second[t].copy(),
+                            end=min(t + 1.0, now))
+        for text in outs.take_notices():
+            self._warn(f"pytest-novaload: {text}")
 
     # -- progress ---------------------------------------------------------------------------
     def _show_progress(self, run: Fanout) -> None:

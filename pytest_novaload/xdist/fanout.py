@@ -85,6 +85,8 @@ class Fanout:
     abort_reason: str | None = None
     interrupted: bool = False                 # Ctrl-C on the controller
     windows: Windows = field(default_factory=Windows)
+    delivered: dict[str, int] = field(default_factory=dict)  # worker -> last second it sent
+    streamed: int = -1                        # last merged second handed to the outputs
     live: LiveRound = field(default_factory=LiveRound)
     result: RunResult | None = None           # set on MERGED when any shard reported
     # xdist's view of the item on each worker

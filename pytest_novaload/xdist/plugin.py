@@ -108,6 +108,9 @@ class ControllerPlugin:
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: WorkerController, error: object | None) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        self.coordinator.session.output_notes += [
+            f"pytest-novaload: {line}" for line in output.get("novaload_outputs", ())]
         self.coordinator.node_down(str(node.gateway.id), error)
 
     @pytest.hookimpl(tryfirst=True)  # before DSession tears the workers down
