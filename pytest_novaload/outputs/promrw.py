@@ -34,6 +34,7 @@ from pytest_novaload.outputs.model import (
     is_time_trend,
 )
 from pytest_novaload.outputs.sender import Background, OutputReport
+from pytest_novaload.redact import display_target
 
 __all__ = ["HEADERS", "STALE_NAN", "Labels", "PrometheusRemoteWrite", "TimeSeries",
            "encode_write_request", "series_name", "stat_suffix", "to_timeseries"]
@@ -181,10 +182,13 @@ def post(url: str, payload: bytes, *, timeout: float = 5.0,
             resp.read()
     except urllib.error.HTTPError as exc:
         body = exc.read(300).decode("utf-8", "replace").strip()
-        raise RemoteWriteError(f"{url} answered {exc.code}: {body}") from None
+        raise RemoteWriteError(f"{display_target(url)} answered {exc.code}: {body}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise RemoteWriteError(f"{url} unreachable: {reason}") from None
+        raise RemoteWriteError(f"{display_target(url)} unreachable: {reason}") from None
+    except ValueError:  # http.client's InvalidURL quotes the URL: never show its password
+        raise RemoteWriteError(f"{display_target(url)}: not a URL urllib can send to (user "
+                               "and password in the URL are not supported)") from None
 
 
 _Item = tuple[str, str, float, MetricStore | None]  # (what, test_id, t, window)
@@ -215,7 +219,7 @@ class PrometheusRemoteWrite:
         self._tests: dict[str, Cumulative] = {}
         self._last_ms: dict[str, int] = {}
         self._bg: Background[_Item] = Background(
-            f"{self.kind} ({self.url})", self._send, max_items=max_queue,
+            f"{self.kind} ({display_target(self.url)})", self._send, max_items=max_queue,
             weight=lambda item: 1 if item[0] == "window" else 0, unit="windows", warn=warn)
 
     def window(self, test_id: str, t: float, window: MetricStore) -> bool:

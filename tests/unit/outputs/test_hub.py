@@ -178,3 +178,15 @@ def test_the_controller_sends_each_merged_second_once_every_shard_sent_it() -> N
     assert prom.calls[4:] == [("window", 50, 105.0),
                               ("end", "t.py::t", 0.0)]
     assert [c[2] for c in prom.calls if c[0] == "window"][:4] == [101.0, 102.0, 103.0, 104.0]
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    said: list[str] = []
+    out = PrometheusRemoteWrite("http://u:s3cret@127.0.0.1:1/api/v1/write", warn=said.append)
+    store = MetricStore()
+    store.counter("http_reqs").add()
+    out.window("t.py::t", 100.0, store.roll())
+    report = out.close(timeout=5)
+    assert not report.ok and said
+    text = " ".join([*said, report.line(), *report.notes])
+    assert "s3cret" not in text and "u:***@127.0.0.1" in text
