@@ -9,6 +9,7 @@ import random
 import pytest
 
 from pytest_novaload.metrics import Digest
+from tests.unit.metrics.merging import both_groupings
 
 N_SAMPLES = 200_000
 
@@ -127,13 +128,7 @@ def test_many_merges_stay_accurate(sorted_samples: list[float]) -> None:
 
 def test_merge_is_associative() -> None:
     a, b, c = (fed(latency_samples(20_000, seed)) for seed in (1, 2, 3))
-    left = a.copy()
-    left.merge(b)
-    left.merge(c)
-    bc = b.copy()
-    bc.merge(c)
-    right = a.copy()
-    right.merge(bc)
+    left, right = both_groupings(a, b, c)
     assert left.count == right.count == 60_000
     assert (left.min, left.max) == (right.min, right.max)
     assert left.sum == pytest.approx(right.sum, rel=1e-12)

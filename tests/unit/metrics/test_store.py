@@ -18,6 +18,7 @@ from pytest_novaload.metrics import (
     metric_key,
     parse_metric_key,
 )
+from tests.unit.metrics.merging import both_groupings
 
 # -- tags and keys --------------------------------------------------------------------------------
 
@@ -229,13 +230,7 @@ def test_store_merge_is_associative() -> None:
     for seed, store in enumerate((a, b, c)):
         record(store, random.Random(seed), 500)
         store.gauge("vus").set(seed)
-    left = a.copy()
-    left.merge(b)
-    left.merge(c)
-    bc = b.copy()
-    bc.merge(c)
-    right = a.copy()
-    right.merge(bc)
+    left, right = both_groupings(a, b, c)
     for name in left.names():
         ls, rs = left.aggregate(name).stats(5.0), right.aggregate(name).stats(5.0)
         assert ls.pop("type") == rs.pop("type")
