@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
 import random
+import re
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -30,7 +33,12 @@ except ImportError:  # pragma: no cover - orjson is optional
         return json.dumps(obj, separators=(",", ":")).encode()
 
     def loads(data: bytes | str) -> Any:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:  # too deep, an integer of 5000 digits
+            raise json.JSONDecodeError(f"not accepted: {type(exc).__name__}", "", 0) from None
 
     JSONDecodeError = json.JSONDecodeError
 
@@ -45,8 +53,30 @@ __all__ = [
     "json_response",
     "loads",
     "now_ms",
+    "parse_id",
     "read_json_object",
+    "short",
+    "track",
 ]
+
+_log = logging.getLogger("novacron_sim")
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+ID_MAX = 2**63 - 1
+"""Ids are PostgreSQL bigints (int64) from 1."""
+
+
+def parse_id(value: object) -> int | None:
+    """An id from a path segment, a query or a JSON value, or None: an int (not a bool) from 1
+    to ID_MAX, or its text in decimal ASCII digits without sign, space, underscore or leading
+    zero. "+2", " 2", "1_0", "02", "٢" and 2**63 are not ids (int() would take most of them)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value <= ID_MAX else None
+    if isinstance(value, str) and _ID.fullmatch(value):
+        number = int(value)
+        return number if number <= ID_MAX else None
+    return None
 
 #: status codes counted one by one in /_sim/stats; anything else is "other"
 HTTP_STATUSES = (200, 201, 204, 400, 401, 404, 405, 409, 413, 422, 500, 502, 503, 504)
@@ -125,10 +155,7 @@ class Sim:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `coro` in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return track(asyncio.get_running_loop().create_task(coro), self._tasks)
 
     def check_token(self, request: web.Request) -> str | None:
         """None when the request may pass, else the reason it may not."""
@@ -143,7 +170,7 @@ class Sim:
             scheme, _, supplied = header.partition(" ")
             if scheme.lower() != "bearer" or not supplied:
                 return "malformed Authorization header: expected 'Bearer <token>'"
-        if supplied.strip() != self.token:
+        if not hmac.compare_digest(supplied.strip().encode(), self.token.encode()):
             return "invalid bearer token"
         return None
 
@@ -168,4 +195,33 @@ class Sim:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def short(value: Any) -> str:
+    """``value`` for an error message: a short repr, or what it is when long or nested."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "an integer outside int64"
+    if isinstance(value, str):
+        return repr(value[:60]) + ("..." if len(value) > 60 else "")
+    if isinstance(value, int | float | bool) or value is None:
+        return repr(value)
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+
+
 SIM = web.AppKey("sim", Sim)
+
+
+def track(task: asyncio.Task[Any], tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
+    """Keep ``task`` in ``tasks`` until it ends; an exception it ends with is logged (with its
+    traceback) at once, never left as "Task exception was never retrieved"."""
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    task.add_done_callback(_log_failure)
+    return task
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        _log.error("novacron_sim: background task %s failed", task.get_name(),
+                   exc_info=(type(exc), exc, exc.__traceback__))

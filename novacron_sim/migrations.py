@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from novacron_sim import plan as planmod
-from novacron_sim.core import SIM, ApiError, Sim, json_response, read_json_object
+from novacron_sim.core import SIM, ApiError, Sim, json_response, parse_id, read_json_object, short
 from novacron_sim.plan import Plan
 
 __all__ = ["MigrationStore", "batch_status", "create_migration", "get_migration"]
@@ -148,12 +148,11 @@ STORE = web.AppKey("migrations", MigrationStore)
 
 
 def _migration_id(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(404, f"migration {raw!r} not found", "id") from None
-    if not 0 < value < 2**63:
-        raise ApiError(404, f"migration {raw!r} not found", "id")
+    value = parse_id(raw)
+    if value is None:
+        raise ApiError(
+            404, f"migration {raw[:40]!r} not found (ids are decimal integers from 1)", "id"
+        )
     return value
 
 
@@ -161,12 +160,13 @@ async def create_migration(request: web.Request) -> web.Response:
     """POST /api/v1/migrations {vm_id, source_zone, target_zone} -> 201 {id, state: pending}."""
     sim = request.app[SIM]
     body = await read_json_object(request)
-    vm_id = body.get("vm_id")
-    if isinstance(vm_id, str) and vm_id.isdigit():
-        vm_id = int(vm_id)
-    if isinstance(vm_id, bool) or not isinstance(vm_id, int) or not 0 < vm_id < 2**63:
+    raw_vm_id = body.get("vm_id")
+    vm_id = parse_id(raw_vm_id)
+    if vm_id is None:
         raise ApiError(
-            422, f"vm_id must be the integer id of an existing vm, got {vm_id!r}", "vm_id"
+            422,
+            f"vm_id must be the integer id of an existing vm, got {short(raw_vm_id)}",
+            "vm_id",
         )
     zones = ", ".join(sim.zones)
     for field in ("source_zone", "target_zone"):

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from novacron_sim import plan as planmod
-from novacron_sim.core import SIM, Sim, dumps, error_response, loads, now_ms
+from novacron_sim.core import (
+    ID_MAX,
+    SIM,
+    Sim,
+    dumps,
+    error_response,
+    loads,
+    now_ms,
+    parse_id,
+    short,
+    track,
+)
 from novacron_sim.migrations import STORE, MigrationStore
 
 __all__ = ["CHANNELS", "HUB", "QUERIES", "Hub", "dwcp_ws", "hub_ws"]
@@ -22,6 +34,7 @@ __all__ = ["CHANNELS", "HUB", "QUERIES", "Hub", "dwcp_ws", "hub_ws"]
 CHANNELS = ("vm_status", "metrics", "alerts")
 QUERIES = ("vm_count", "vm_status", "zones", "migration_status")
 _MAX_MSG = 64 * 1024
+_log = logging.getLogger("novacron_sim")
 
 
 class Hub:
@@ -125,8 +138,12 @@ class _Conn:
     async def send(self, msg: dict[str, Any]) -> None:
         if self.ws.closed:
             return
+        try:
+            text = dumps(msg).decode()
+        except (TypeError, ValueError):  # an echoed value the encoder refuses
+            text = dumps({"type": "error", "error": "the reply could not be encoded"}).decode()
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_str(dumps(msg).decode())
+            await self.ws.send_str(text)
             self.sim.shared.inc(self.sent_index)
 
 
@@ -167,9 +184,32 @@ def _channels(msg: dict[str, Any]) -> list[str] | str:
     return names
 
 
+def _int_id(value: Any, what: str) -> int:
+    """An integer id from a query's params (LookupError saying what is wrong otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LookupError(f"{what} needs an integer {what.split('_')[0]}_id (in params)")
+    vm_id = parse_id(value)
+    if vm_id is None:
+        shown = value if value.bit_length() <= 64 else "an integer outside int64"
+        raise LookupError(f"{what}: ids are integers from 1 to {ID_MAX}, got {shown}")
+    return vm_id
+
+
 async def _answer_query(conn: _Conn, store: MigrationStore, msg: dict[str, Any]) -> None:
-    sim = conn.sim
+    """Answer one query: a response, or an error naming the problem; never no reply."""
     corr = msg.get("id")
+    try:
+        await _answer(conn, store, msg, corr)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        _log.exception("novacron_sim: query %r failed", str(msg.get("query"))[:60])
+        reason = f"internal error: {type(exc).__name__}"
+        await conn.send({"type": "error", "id": corr, "error": reason})
+
+
+async def _answer(conn: _Conn, store: MigrationStore, msg: dict[str, Any], corr: Any) -> None:
+    sim = conn.sim
     injected = await sim.injected()
     if injected is not None:
         await conn.send({"type": "error", "id": corr, "error": "injected"})
@@ -182,9 +222,7 @@ async def _answer_query(conn: _Conn, store: MigrationStore, msg: dict[str, Any])
         if query == "vm_count":
             result = {"count": await sim.pool.fetchval("SELECT count(*) FROM vms")}
         elif query == "vm_status":
-            vm_id = params.get("vm_id", msg.get("vm_id"))
-            if isinstance(vm_id, bool) or not isinstance(vm_id, int):
-                raise LookupError("vm_status needs an integer vm_id (in params)")
+            vm_id = _int_id(params.get("vm_id", msg.get("vm_id")), "vm_status")
             row = await sim.pool.fetchrow(
                 "SELECT id AS vm_id, state, zone FROM vms WHERE id = $1", vm_id
             )
@@ -194,13 +232,13 @@ async def _answer_query(conn: _Conn, store: MigrationStore, msg: dict[str, Any])
         elif query == "zones":
             result = {"zones": list(sim.zones)}
         elif query == "migration_status":
-            mid = params.get("migration_id", msg.get("migration_id"))
-            p = await store.get(mid) if isinstance(mid, int) else None
+            mid = _int_id(params.get("migration_id", msg.get("migration_id")), "migration_status")
+            p = await store.get(mid)
             if p is None:
-                raise LookupError(f"migration {mid!r} not found")
+                raise LookupError(f"migration {mid} not found")
             result = store.view(p)
         else:
-            raise LookupError(f"unknown query {query!r}; known: {', '.join(QUERIES)}")
+            raise LookupError(f"unknown query {short(query)}; known: {', '.join(QUERIES)}")
     except LookupError as exc:
         await conn.send({"type": "error", "id": corr, "error": str(exc.args[0])})
         return
@@ -243,15 +281,14 @@ async def hub_ws(request: web.Request) -> web.StreamResponse:
                     (hub.subscribe if kind == "subscribe" else hub.unsubscribe)(ws, c)
                 await conn.send({"type": f"{kind}d", "id": msg.get("id"), "channels": names})
             elif kind == "query":
-                task = asyncio.get_running_loop().create_task(_answer_query(conn, store, msg))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                query = _answer_query(conn, store, msg)
+                track(asyncio.get_running_loop().create_task(query), tasks)
             else:
                 await conn.send(
                     {
                         "type": "error",
                         "id": msg.get("id"),
-                        "error": f"unknown message type {kind!r}; known: ping, "
+                        "error": f"unknown message type {short(kind)}; known: ping, "
                         "subscribe, unsubscribe, query",
                     }
                 )
@@ -303,15 +340,15 @@ async def dwcp_ws(request: web.Request) -> web.StreamResponse:
                 await conn.send(_pong(msg))
             elif kind in ("subscribe", "watch", "unsubscribe"):
                 mid = msg.get("migration_id")
-                if isinstance(mid, str) and mid.isdigit():
-                    mid = int(mid)
-                p = await store.get(mid) if isinstance(mid, int) and 0 < mid < 2**63 else None
+                valid = parse_id(mid)
+                p = await store.get(valid) if valid is not None else None
                 if p is None:
+                    hint = "" if valid else " (ids are integers from 1, or their decimal text)"
                     await conn.send(
                         {
                             "type": "error",
                             "migration_id": mid,
-                            "error": f"migration {mid!r} not found",
+                            "error": f"migration {short(mid)} not found{hint}",
                         }
                     )
                     continue
@@ -321,15 +358,13 @@ async def dwcp_ws(request: web.Request) -> web.StreamResponse:
                 if kind == "unsubscribe":
                     await conn.send({"type": "unsubscribed", "migration_id": p.id})
                     continue
-                task = asyncio.get_running_loop().create_task(_watch(conn, store, p))
+                task = track(asyncio.get_running_loop().create_task(_watch(conn, store, p)), tasks)
                 watches[p.id] = task
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
             else:
                 await conn.send(
                     {
                         "type": "error",
-                        "error": f"unknown message type {kind!r}; "
+                        "error": f"unknown message type {short(kind)}; "
                         "known: ping, subscribe, watch, unsubscribe",
                     }
                 )

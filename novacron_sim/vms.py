@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from novacron_sim.core import SIM, ApiError, Sim, json_response, read_json_object
+from novacron_sim.core import SIM, ApiError, Sim, json_response, parse_id, read_json_object
 
 __all__ = [
     "VM_STATES",
@@ -96,13 +96,11 @@ def _tags(body: dict[str, Any]) -> list[str] | None:
 
 
 def vm_id_of(request: web.Request) -> int:
+    """The id in the path: decimal ASCII digits in int64 range (``parse_id``), else 404."""
     raw = request.match_info["id"]
-    try:
-        vm_id = int(raw)
-    except ValueError:
-        raise ApiError(404, f"vm {raw!r} not found", "id") from None
-    if not 0 < vm_id < 2**63:
-        raise ApiError(404, f"vm {raw!r} not found", "id")
+    vm_id = parse_id(raw)
+    if vm_id is None:
+        raise ApiError(404, f"vm {raw[:40]!r} not found (ids are decimal integers from 1)", "id")
     return vm_id
 
 
