@@ -1,0 +1,378 @@
+"""The baseline file: what a run measured, kept to judge later runs against it.
+
+Plain, diffable JSON (sorted keys, two-space indent, ``schema_version``), one entry per load
+test nodeid. An entry holds the seed plan's baseline measures when the test is one of the four
+suites (``seed.py``), every metric its thresholds name, the untagged metrics, throughput at the
+peak VUs or rate, each with its summary stats, its 95% intervals (``ci95``) and what they were
+derived from (``ci95_basis``: n, windows, block, batches, se) so a later comparison is
+noise-aware, and the executor plan, shards, options (scale) and machine it was taken with.
+
+``load_baseline(PATH)`` reads a baseline file, a run folder (its ``summary.json``) or a
+``summary.json``; a missing or corrupt PATH raises ``BaselineError`` naming the file.
+
+Compatibility (``compatibility``), from the strongest reason down:
+
+- **incomparable** (refused, the test's verdict says so and nothing is judged): another
+  executor type; another stage shape (number of stages, or targets and durations not in the
+  same proportions, whatever the scale); either run interrupted. Latency under a ramp to 10K
+  users says nothing about a constant 100.
+- **warning** (compared, the warning shown beside the verdict): another scale
+  (``load_scale``/``load_duration_scale`` or the plan's magnitudes), another number of shards,
+  another machine kind (platform, CPU count, Python minor version; the hostname alone is not a
+  kind: CI runners are named at random), a baseline that failed its thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_novaload.errors import BaselineError
+from pytest_novaload.gate import seed
+from pytest_novaload.gate.rules import DEFAULT_RULES, DefaultRules, rules_for_test
+from pytest_novaload.units import parse_duration
+
+__all__ = [
+    "BASELINE_KIND",
+    "SCHEMA_VERSION",
+    "Baseline",
+    "baseline_entry",
+    "baseline_from_summary",
+    "compatibility",
+    "dump_baseline",
+    "load_baseline",
+    "load_summary",
+    "metric_kinds",
+    "save_baseline",
+    "threshold_keys",
+]
+
+SCHEMA_VERSION = 1
+BASELINE_KIND = "pytest-novaload baseline"
+_FIX = ("pass a baseline file (written by --load-baseline-save), a run folder under "
+        "load-results/ or its summary.json")
+
+
+@dataclass
+class Baseline:
+    """A loaded baseline: entries by nodeid, plus where they came from."""
+
+    path: str
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    source: str = "baseline"
+    """"baseline" (a baseline file) or "summary" (a run folder or summary.json)."""
+
+    def entry(self, nodeid: str) -> dict[str, Any] | None:
+        return self.tests.get(nodeid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "kind": BASELINE_KIND,
+                "created": self.created, "machine": self.machine, "options": self.options,
+                "tests": self.tests}
+
+
+def threshold_keys(test: Mapping[str, Any]) -> list[str]:
+    """The metric keys a summary.json test entry's thresholds name, in order, once each."""
+    return list(dict.fromkeys(str(t["metric"]) for t in test.get("thresholds") or ()
+                              if isinstance(t, Mapping) and "metric" in t))
+
+
+def metric_kinds(test: Mapping[str, Any]) -> dict[str, str]:
+    """{metric key: kind} of a summary.json test entry."""
+    return {k: str(v.get("type")) for k, v in (test.get("metrics") or {}).items()
+            if isinstance(v, Mapping)}
+
+
+def _recorded_rules(test: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The marker's ``regressions=`` as a test entry records it (rule texts), if it does."""
+    value = test.get("regressions")
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def baseline_entry(test: Mapping[str, Any], *, machine: Mapping[str, Any] | None = None,
+                   options: Mapping[str, Any] | None = None,
+                   default: DefaultRules = DEFAULT_RULES,
+                   extra_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """One baseline entry from one summary.json test entry."""
+    from pytest_novaload.gate.rules import parse_regressions
+
+    metrics: Mapping[str, Any] = test.get("metrics") or {}
+    recorded = _recorded_rules(test)
+    rules = rules_for_test(metric_kinds(test), threshold_keys(test),
+                           parse_regressions(recorded) if recorded is not None else None,
+                           default)
+    measures = seed.measures(test)
+    keys = {*threshold_keys(test), *rules, *extra_keys,
+            *(m["metric"] for m in measures.get("items", ()) if m.get("metric")),
+            *(k for k in metrics if "{" not in k)}
+    entry: dict[str, Any] = {
+        "executor": test.get("executor") or {},
+        "shards": test.get("shards", 1),
+        "duration_s": test.get("duration_s"),
+        "outcome": test.get("outcome"),
+        "started": test.get("started", ""),
+        "metrics": {k: dict(metrics[k]) for k in sorted(keys) if k in metrics},
+        "thresholds": [{"metric": t.get("metric"), "expression": t.get("expression"),
+                        "observed": t.get("observed"), "ok": t.get("ok")}
+                       for t in test.get("thresholds") or () if isinstance(t, Mapping)],
+        "throughput": seed.throughput(test),
+        "machine": dict(machine or {}),
+        "options": {k: v for k, v in (options or {}).items() if k != "sources"},
+    }
+    if measures:
+        entry["measures"] = measures
+    if recorded is not None:
+        entry["regressions"] = recorded
+    return entry
+
+
+def baseline_from_summary(summary: Mapping[str, Any], *,
+                          default: DefaultRules = DEFAULT_RULES) -> dict[str, Any]:
+    """A whole baseline file (as a dict) from a summary.json dict."""
+    machine = dict(summary.get("machine") or {})
+    options = {k: v for k, v in (summary.get("options") or {}).items() if k != "sources"}
+    tests = {str(t["nodeid"]): baseline_entry(t, machine=machine, options=options,
+                                              default=default)
+             for t in summary.get("tests") or () if isinstance(t, Mapping) and "nodeid" in t}
+    return {"schema_version": SCHEMA_VERSION, "kind": BASELINE_KIND,
+            "created": str(summary.get("finished") or summary.get("started") or ""),
+            "machine": machine, "options": options, "tests": tests}
+
+
+def dump_baseline(baseline: Mapping[str, Any]) -> str:
+    """The file's text: sorted keys, two-space indent, a final newline (clean diffs)."""
+    return json.dumps(baseline, indent=2, sort_keys=True, allow_nan=False,
+                      default=str) + "\n"
+
+
+def save_baseline(path: str | os.PathLike[str], summary: Mapping[str, Any], *,
+                  default: DefaultRules = DEFAULT_RULES, keep_others: bool = True) -> Path:
+    """Write (atomically) the baseline of ``summary`` to ``path``.
+
+    With ``keep_others`` the entries of tests this run did not run (``-k``, a subset) are kept
+    from the existing file, so a partial run loses nothing. A corrupt existing file is an error
+    (BaselineError), never silently overwritten.
+    """
+    target = Path(path)
+    new = baseline_from_summary(summary, default=default)
+    if keep_others and target.exists():
+        old = load_baseline(target)
+        if old.source == "baseline":
+            new["tests"] = {**old.tests, **new["tests"]}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(dump_baseline(_finite(new)), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{what} '{path}': no such file or directory; {_FIX}") from None
+    except IsADirectoryError:
+        raise BaselineError(f"{what} '{path}' is a directory; {_FIX}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BaselineError(f"{what} '{path}' cannot be read ({e}); {_FIX}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BaselineError(f"{what} '{path}' is not valid JSON (line {e.lineno}, column "
+                            f"{e.colno}: {e.msg}); {_FIX}") from None
+
+
+def _resolve(path: str | os.PathLike[str], what: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        summary = p / "summary.json"
+        if not summary.exists():
+            raise BaselineError(f"{what} '{p}' is a folder without a summary.json; {_FIX}")
+        return summary
+    return p
+
+
+def load_summary(path: str | os.PathLike[str], *, what: str = "run") -> dict[str, Any]:
+    """A summary.json dict from a run folder or the file; BaselineError naming the file."""
+    p = _resolve(path, what)
+    data = _read_json(p, what)
+    if (not isinstance(data, dict) or not isinstance(data.get("tests"), list)
+            or data.get("kind") == BASELINE_KIND):
+        raise BaselineError(f"{what} '{p}' is not a summary.json (expected an object with a "
+                            "'tests' list, as pytest-novaload writes in each run folder); "
+                            f"{_FIX}")
+    _check_version(data, p, what)
+    return data
+
+
+def _check_version(data: Mapping[str, Any], p: Path, what: str) -> None:
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BaselineError(f"{what} '{p}' has no integer schema_version; {_FIX}")
+    if version > SCHEMA_VERSION:
+        raise BaselineError(f"{what} '{p}' has schema_version {version}, newer than this "
+                            f"pytest-novaload reads ({SCHEMA_VERSION}): upgrade pytest-novaload")
+
+
+def load_baseline(path: str | os.PathLike[str], *, what: str = "baseline") -> Baseline:
+    """A Baseline from a baseline file, a run folder or a summary.json."""
+    p = _resolve(path, what)
+    data = _read_json(p, what)
+    if not isinstance(data, dict):
+        raise BaselineError(f"{what} '{p}' holds a JSON {type(data).__name__}, not an object; "
+                            f"{_FIX}")
+    tests = data.get("tests")
+    if isinstance(tests, list):
+        _check_version(data, p, what)
+        built = baseline_from_summary(data)
+        return Baseline(str(p), built["tests"], built["machine"], built["options"],
+                        built["created"], source="summary")
+    if not isinstance(tests, dict) or data.get("kind") != BASELINE_KIND:
+        raise BaselineError(f"{what} '{p}' is neither a baseline file (kind "
+                            f"'{BASELINE_KIND}', 'tests' by nodeid) nor a summary.json; {_FIX}")
+    _check_version(data, p, what)
+    bad = [k for k, v in tests.items() if not isinstance(v, dict)
+           or not isinstance(v.get("metrics"), dict)]
+    if bad:
+        raise BaselineError(f"{what} '{p}': entry '{bad[0]}' has no 'metrics' object (the "
+                            f"file is damaged); restore it from version control or {_FIX}")
+    return Baseline(str(p), dict(tests), dict(data.get("machine") or {}),
+                    dict(data.get("options") or {}), str(data.get("created") or ""))
+
+
+# -- compatibility ---------------------------------------------------------------------------
+
+def _seconds(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except Exception:
+        return math.nan
+
+
+def _shape(executor: Mapping[str, Any]) -> list[tuple[float, float]] | None:
+    stages = executor.get("stages")
+    if not isinstance(stages, list):
+        return None
+    out = []
+    for s in stages:
+        if isinstance(s, Mapping):
+            out.append((_seconds(s.get("duration")), float(s.get("target", 0))))
+        elif isinstance(s, list | tuple) and len(s) >= 2:
+            out.append((_seconds(s[0]), float(s[1])))
+    return out
+
+
+def _magnitudes(executor: Mapping[str, Any]) -> dict[str, float]:
+    """Peak target and total duration, whatever the executor."""
+    shape = _shape(executor)
+    if shape:
+        return {"peak": max(t for _, t in shape), "duration": sum(d for d, _ in shape)}
+    out: dict[str, float] = {}
+    for key in ("vus", "rate", "iterations"):
+        if isinstance(executor.get(key), int | float):
+            out[key] = float(executor[key])
+    for key in ("duration", "time_unit"):
+        if key in executor:
+            out[key] = _seconds(executor[key])
+    return out
+
+
+def _same_shape(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    if len(a) != len(b):
+        return False
+    peak_a = max((t for _, t in a), default=0.0) or 1.0
+    peak_b = max((t for _, t in b), default=0.0) or 1.0
+    tot_a = sum(d for d, _ in a) or 1.0
+    tot_b = sum(d for d, _ in b) or 1.0
+    tol_t = max(0.02, 1.5 / min(peak_a, peak_b))   # one VU of rounding at the smaller scale
+    for (da, ta), (db, tb) in zip(a, b, strict=True):
+        if abs(ta / peak_a - tb / peak_b) > tol_t or abs(da / tot_a - db / tot_b) > 0.02:
+            return False
+    return True
+
+
+def machine_kind(machine: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(platform without the kernel build, CPUs, Python major.minor): what makes numbers
+    comparable; the hostname is not part of it."""
+    plat = str(machine.get("platform", "")).split("-")[0]
+    python = ".".join(str(machine.get("python", "")).split(".")[:2])
+    return plat, str(machine.get("cpus", "")), python
+
+
+def compatibility(base: Mapping[str, Any], test: Mapping[str, Any], *,
+                  machine: Mapping[str, Any] | None = None,
+                  options: Mapping[str, Any] | None = None) -> tuple[str, list[str]]:
+    """("ok" | "warn" | "incomparable", reasons) for a baseline entry against a test entry."""
+    refuse: list[str] = []
+    warn: list[str] = []
+    be, te = base.get("executor") or {}, test.get("executor") or {}
+    if be.get("type") != te.get("type"):
+        refuse.append(f"another executor: {te.get('type')} now, {be.get('type')} in the "
+                      "baseline")
+    else:
+        sa, sb = _shape(te), _shape(be)
+        if sa is not None and sb is not None and not _same_shape(sa, sb):
+            refuse.append(f"another stage shape: {te.get('stages')} now, {be.get('stages')} "
+                          "in the baseline")
+        ma, mb = _magnitudes(te), _magnitudes(be)
+        diff = [k for k in sorted(set(ma) | set(mb)) if not _close(ma.get(k), mb.get(k))]
+        if diff and not refuse:
+            warn.append("another plan scale: " + ", ".join(
+                f"{k} {_fmt(ma.get(k))} now, {_fmt(mb.get(k))} in the baseline" for k in diff))
+    for who, entry in (("this run", test), ("the baseline run", base)):
+        if entry.get("outcome") == "interrupted":
+            refuse.append(f"{who} was interrupted")
+    if base.get("outcome") == "failed":
+        warn.append("the baseline run failed its thresholds")
+    bo, to = base.get("options") or {}, options or {}
+    for key in ("load_scale", "load_duration_scale"):
+        if key in bo and key in to and not _close(_num(bo[key]), _num(to[key])):
+            warn.append(f"another {key}: {to[key]} now, {bo[key]} in the baseline")
+    if int(base.get("shards") or 1) != int(test.get("shards") or 1):
+        warn.append(f"another number of shards: {test.get('shards') or 1} now, "
+                    f"{base.get('shards') or 1} in the baseline")
+    bm, tm = base.get("machine") or {}, machine or {}
+    if bm and tm and machine_kind(bm) != machine_kind(tm):
+        warn.append("another machine kind: {} now, {} in the baseline".format(
+            "/".join(machine_kind(tm)), "/".join(machine_kind(bm))))
+    if refuse:
+        return "incomparable", refuse + warn
+    return ("warn" if warn else "ok"), warn
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
