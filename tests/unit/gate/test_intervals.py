@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_novaload.gate.intervals import (
     MIN_BATCHES,
+    MIN_TAIL,
     block_length,
     ci95_fields,
     fraction_interval,
@@ -89,6 +90,15 @@ def test_block_length_grows_with_correlation() -> None:
     assert block_length(white)[0] <= 2
     assert block_length(ar)[0] >= 10
     assert block_length(ar[:20]) == (20 // MIN_BATCHES, True)
+
+
+def test_tail_percentiles_get_batches_holding_enough_tail_samples() -> None:
+    wins, whole = _run(8, seconds=60, spread=0.0)
+    p99 = percentile_interval(wins, whole, 99)
+    assert p99.block * 100 * 0.01 >= MIN_TAIL and p99.batches >= MIN_BATCHES
+    assert percentile_interval(wins, whole, 95).block < p99.block
+    short = percentile_interval(wins[:20], whole, 99.9)   # as long as the run allows
+    assert short.batches == MIN_BATCHES and "capped" in short.reason
 
 
 def test_too_few_intervals_is_unknown_not_narrow() -> None:
