@@ -5,6 +5,8 @@
 - ``json``: ``JsonOutput.sample()`` on the caller's thread (what the hot path pays), beside a
   ``Trend.add`` (what recording already costs), then the writer thread's rate until ``close()``
   returns, for ``out.json`` and ``out.json.gz``.
+- ``tapped``: ``Trend.add`` on a store tapped for ``json=`` (what the plugin really runs: the
+  sink records and hands the sample to the JSON buffer in one more call), beside a plain one.
 - ``prometheus-rw``: the sender thread's work per window (fold the window in, compute the
   trend stats, map to k6's series, encode, Snappy) for ``--series`` HTTP series; no socket.
 One process, a temporary folder, a few seconds.
@@ -49,6 +51,22 @@ def trend_add_cost(n: int) -> float:
     return (time.perf_counter() - t0) / n * 1e9
 
 
+def tapped_add_cost(n: int, path: Path) -> float:
+    from pytest_novaload.outputs.hub import Outputs
+
+    out = JsonOutput(path, batch=1 << 30)  # the writer stays idle: the loop's side only
+    store = MetricStore()
+    Outputs([out]).start_test("tests/perf/test_api.py::test_vm_crud", store)
+    add = store.trend("http_req_duration", TAGS).add
+    t0 = time.perf_counter()
+    for i in range(n):
+        add(1.5 + (i & 63))
+    hot = (time.perf_counter() - t0) / n * 1e9
+    out._buf.clear()
+    out.close(timeout=5)
+    return hot
+
+
 def promrw_cost(series: int, windows: int = 20) -> tuple[float, int, int]:
     store, cum = MetricStore(), Cumulative()
     tagsets = [make_tags(expected_response="true", method="GET", name=f"/api/{k}",
@@ -79,6 +97,9 @@ def main() -> None:
     args = ap.parse_args()
     print(f"Trend.add (baseline): {trend_add_cost(args.samples):.0f} ns/sample")
     with tempfile.TemporaryDirectory() as tmp:
+        print(f"Trend.add on a store tapped for json=: "
+              f"{tapped_add_cost(args.samples, Path(tmp) / 'tap.json'):.0f} ns/sample; plain "
+              f"again: {trend_add_cost(args.samples):.0f} ns/sample")
         for name in ("out.json", "out.json.gz"):
             hot, rate, size = json_cost(args.samples, Path(tmp) / name)
             print(f"json={name}: sample() {hot:.0f} ns/sample on the loop's thread; writer "

@@ -104,7 +104,7 @@ class NovaloadSession:
         progress = None if self.shard is not None else LiveProgress.create(
             self.write, nodeid, mode=self.options.progress, isatty=self.isatty)
         outs = self.outputs
-        outs.start_test(nodeid, store)
+        outs.start_test(nodeid, store, spec.thresholds)
 
         def on_window(t: int, window: MetricStore, now: float) -> None:
             outs.window(nodeid, t, window, end=min(t + 1.0, now))

@@ -23,11 +23,13 @@ from typing import IO
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore, Tags
+from pytest_novaload.metrics.builtins import builtin
 from pytest_novaload.metrics.tap import Recorder
 from pytest_novaload.outputs.config import OutSpec, build_outputs
 from pytest_novaload.outputs.jsonout import JsonOutput
 from pytest_novaload.outputs.promrw import PrometheusRemoteWrite
 from pytest_novaload.outputs.sender import OutputReport
+from pytest_novaload.thresholds import Threshold
 
 __all__ = ["ONCE_A_SECOND", "Outputs", "join_parts", "open_outputs", "part_path"]
 
@@ -112,12 +114,23 @@ class Outputs:
         return out
 
     # -- a test ---------------------------------------------------------------------------
-    def start_test(self, nodeid: str, store: MetricStore) -> None:
-        """The load of ``nodeid`` records into ``store``: tap it for the JSON outputs."""
-        if self.json:
-            for js in self.json:
-                js.set_test(nodeid)
-            store.tap(self._recorder)
+    def start_test(self, nodeid: str, store: MetricStore,
+                   thresholds: Iterable[Threshold] = ()) -> None:
+        """The load of ``nodeid`` records into ``store``: tap it for the JSON outputs, and
+        declare the metrics its thresholds name (k6 lists them in the Metric line)."""
+        if not self.json:
+            return
+        by_metric: dict[str, list[str]] = {}
+        for th in thresholds:
+            by_metric.setdefault(th.metric.split("{", 1)[0], []).append(th.expression)
+        for js in self.json:
+            js.set_test(nodeid)
+            for name, expressions in by_metric.items():
+                b = builtin(name)
+                kind = store.kind(name) if name in store else b.kind if b else None
+                if kind is not None:
+                    js.declare(name, kind, expressions)
+        store.tap(self._recorder)
 
     def _recorder(self, name: str, kind: str, tags: Tags) -> Recorder | None:
         if name in ONCE_A_SECOND:

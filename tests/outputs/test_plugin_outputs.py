@@ -184,6 +184,9 @@ def _check_json(path: Path, nodeid: str, test: dict[str, Any]) -> None:
     assert kinds["http_reqs"] == ("counter", "default")
     assert kinds["data_received"] == ("counter", "data")
     assert kinds["vus"] == ("gauge", "default")
+    thresholds = {d["metric"]: d["data"]["thresholds"] for d in metrics}
+    assert thresholds["http_req_duration"] == ["p(95)<5000"]   # as k6 lists them
+    assert thresholds["checks"] == ["rate>0.5"] and thresholds["http_reqs"] == []
     for d in points:
         assert list(d) == ["metric", "type", "data"] and list(d["data"]) == ["time", "value",
                                                                              "tags"]
