@@ -50,7 +50,7 @@ class LoadSpec:
             hint = f" Did you mean '{close[0]}'?" if close else ""
             problems.append(
                 f"unknown keyword '{k}'.{hint} Allowed: {', '.join(sorted(ALL_KEYWORDS))}")
-        executor = cls._infer_executor(kwargs, problems)
+        executor, args_ = cls._infer_executor(kwargs, problems)
         thresholds: tuple[Threshold, ...] = ()
         raw_th = kwargs.get("thresholds")
         if raw_th is not None:
@@ -73,7 +73,6 @@ class LoadSpec:
                 else:
                     problems.extend(f"{proto} option {p}" for p in _validate_client(proto, opt))
                     client_options[proto] = dict(opt)
-        args_ = {k: v for k, v in kwargs.items() if k in ALL_EXECUTOR_KEYWORDS}
         spec = cls(executor or "", args_, thresholds, client_options)
         if executor:
             # Run the checks of plan() once now, at scale 1, to report value problems early.
@@ -83,7 +82,16 @@ class LoadSpec:
         return spec
 
     @staticmethod
-    def _infer_executor(kwargs: Mapping[str, Any], problems: list[str]) -> str | None:
+    def _infer_executor(kwargs: Mapping[str, Any],
+                        problems: list[str]) -> tuple[str | None, dict[str, Any]]:
+        """The executor and its arguments: explicit, or k6's shortcuts with k6's meaning.
+
+        k6 (``DeriveScenariosFromShortcuts``): ``iterations`` -> shared-iterations, with
+        ``duration`` as its max_duration; else ``duration`` -> constant-vus; else ``stages``
+        -> ramping-vus with ``vus`` as start_vus. ``rate`` (constant-arrival-rate) is ours and
+        comes first. ``vus`` alone k6 ignores with a warning (1 VU, 1 iteration): an error.
+        """
+        args = {k: v for k, v in kwargs.items() if k in ALL_EXECUTOR_KEYWORDS}
         explicit = kwargs.get("executor")
         if explicit is not None:
             if explicit not in EXECUTORS:
@@ -91,23 +99,15 @@ class LoadSpec:
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 problems.append(f"executor={explicit!r} is not an executor.{hint} "
                                 f"Expected one of: {', '.join(EXECUTORS)}")
-                return None
+                return None, args
             name = str(explicit)
-        elif "stages" in kwargs:
-            name = "ramping-vus"
-        elif "rate" in kwargs:
-            name = "constant-arrival-rate"
-        elif "duration" in kwargs:
-            name = "constant-vus"
-        elif "iterations" in kwargs or "vus" in kwargs:
-            name = "shared-iterations"
         else:
-            problems.append(
-                "no load given: pass stages=[('30s', 100), ...] (ramping-vus), vus= and duration= "
-                "(constant-vus), iterations= (shared-iterations), or executor= with its arguments")
-            return None
+            inferred = _shortcut(args, problems)
+            if inferred is None:
+                return None, args
+            name = inferred
         required, optional = EXECUTORS[name].required, EXECUTORS[name].optional
-        given = set(kwargs) & ALL_EXECUTOR_KEYWORDS
+        given = set(args)
         for k in sorted(required - given):
             problems.append(f"executor '{name}' needs '{k}'; "
                             f"it takes {', '.join(sorted(required | optional))}")
@@ -116,7 +116,7 @@ class LoadSpec:
             owners = [e for e, cls in EXECUTORS.items() if k in cls.keywords()]
             problems.append(f"'{k}' does not apply to executor '{name}' (it takes {takes}); "
                             f"'{k}' belongs to {', '.join(owners)}: remove it or set executor=")
-        return name
+        return name, args
 
     def plan(self, *, scale: float = 1.0, duration_scale: float = 1.0) -> ExecutorConfig:
         """The executor's resolved plan at these scales (``--load-scale``, duration scale)."""
@@ -132,6 +132,53 @@ class LoadSpec:
         args = Args(self.args, scale=scale, duration_scale=duration_scale, problems=problems)
         plan = EXECUTORS[self.executor].from_args(args)
         return plan if len(problems) == n_before else None
+
+
+def _shortcut(args: dict[str, Any], problems: list[str]) -> str | None:
+    """The executor k6's shortcuts mean; renames ``args`` in place (k6's meaning)."""
+    if "rate" in args:
+        return "constant-arrival-rate"
+    if "stages" in args:
+        for other in ("iterations", "duration"):
+            if other in args:
+                problems.append(
+                    f"{other}= and stages= together: k6 refuses them too (using `{other}` and "
+                    f"`stages` options simultaneously is not allowed); the stages give the "
+                    f"length and the VUs: drop {other}=, or drop stages= for a fixed load")
+                return None
+    if "iterations" in args:
+        if "duration" in args:
+            if "max_duration" in args:
+                problems.append(
+                    f"duration={args['duration']!r} and max_duration={args['max_duration']!r}: "
+                    "with iterations= both mean the shared-iterations time limit: give one")
+                return None
+            args["max_duration"] = args.pop("duration")   # k6: duration limits the iterations
+        return "shared-iterations"
+    if "duration" in args:
+        return "constant-vus"
+    if "stages" in args:
+        if "vus" in args:
+            if "start_vus" in args:
+                problems.append(
+                    f"vus={args['vus']!r} and start_vus={args['start_vus']!r}: with stages= both "
+                    "mean the VUs ramping-vus starts with: give start_vus= only")
+                return None
+            args["start_vus"] = args.pop("vus")           # k6: vus is the ramp's start
+        return "ramping-vus"
+    if "vus" in args:
+        vus = args["vus"]
+        if vus != 1:
+            problems.append(
+                f"vus={vus!r} alone runs 1 VU for 1 iteration in k6 (it warns that vus only works "
+                "with iterations, duration or stages): add duration= (constant-vus), "
+                "iterations= (shared-iterations) or stages= (ramping-vus)")
+            return None
+        return "shared-iterations"
+    problems.append(
+        "no load given: pass stages=[('30s', 100), ...] (ramping-vus), vus= and duration= "
+        "(constant-vus), iterations= (shared-iterations), or executor= with its arguments")
+    return None
 
 
 def _validate_client(proto: str, options: Mapping[str, Any]) -> list[str]:

@@ -98,3 +98,78 @@ def test_custom(load):
         "avg, min, max, med, p(N), e.g. 'avg>0'"])
     assert "p(95)<1000" not in result.stdout.str().split("ConfigError", 1)[1].split("\n")[0]
     assert "/never" not in api.counts
+
+
+# -- k6's marker shortcuts: k6's meaning where k6 accepts, an error naming the fix otherwise --
+
+REFUSED = [
+    ("vus=10", "vus=10 alone runs 1 VU for 1 iteration in k6*add duration= (constant-vus)*"),
+    ("vus=10, iterations=5", "vus=10 is more than iterations=5: k6 refuses it*"
+                             "set vus <= 5 or iterations >= 10"),
+    ("executor='constant-arrival-rate', rate=0, duration='1s'",
+     "rate=0: expected more than 0 iterations per time_unit*"),
+    ("start_vus=0, stages=[('1s', 0)]", "start_vus=0 and every stage target is 0: k6 refuses*"),
+    ("stages=[('1s', 2)], iterations=3", "iterations= and stages= together: k6 refuses them*"),
+    ("vus=2, start_vus=1, stages=[('1s', 2)]", "vus=2 and start_vus=1: with stages= both*"),
+]
+
+
+def test_shortcuts_k6_refuses_or_warns_about_are_collection_errors(
+        pytester: pytest.Pytester, api: Target) -> None:
+    pytester.makepyfile("import pytest\n" + "\n".join(f'''
+@pytest.mark.load({marker})
+def test_{i}(load):
+    async def user(vu):
+        await vu.http.get("/never")
+    load.run(user)
+''' for i, (marker, _) in enumerate(REFUSED)))
+    result = run(pytester, "--continue-on-collection-errors")
+    result.assert_outcomes(errors=len(REFUSED))
+    for i, (_, message) in enumerate(REFUSED):
+        result.stdout.fnmatch_lines([f"*::test_{i}: invalid @pytest.mark.load(...):*",
+                                     f"  - {message}"])
+    assert "/never" not in api.counts
+
+
+def test_shortcuts_k6_accepts_run_with_k6s_meaning(pytester: pytest.Pytester,
+                                                   api: Target) -> None:
+    pytester.makepyfile('''
+import asyncio
+import pytest
+
+@pytest.mark.load(vus=2, iterations=4, duration="3s")
+def test_limit(load):
+    async def user(vu):
+        await vu.http.get("/limit")
+    result = load.run(user)
+    assert result.metric("iterations").count == 4
+
+@pytest.mark.load(vus=3, stages=[("300ms", 1)], graceful_ramp_down="0s")
+def test_start(load):
+    first = {}
+
+    async def user(vu):
+        first.setdefault(vu.id, asyncio.get_running_loop().time())
+        await vu.http.get("/start")
+        await vu.sleep(0.01)
+    load.run(user)
+    assert sorted(first) == [1, 2, 3]                        # vus is the ramp's start
+    assert max(first.values()) - min(first.values()) < 0.1   # all three from the start
+
+@pytest.mark.load(stages=[("300ms", 0)])
+def test_down(load):
+    async def user(vu):
+        await vu.http.get("/down")
+        await vu.sleep(0.02)
+    load.run(user)
+''')
+    result = run(pytester)
+    result.assert_outcomes(passed=3)
+    tests = {t["nodeid"].rsplit("::", 1)[1]: t for t in summary(pytester)["tests"]}
+    assert tests["test_limit"]["executor"]["type"] == "shared-iterations"
+    assert tests["test_limit"]["executor"]["max_duration"] == "3s"
+    assert tests["test_start"]["executor"]["start_vus"] == 3
+    assert api.counts["/limit"] == 4
+    # start_vus defaults to 1 and k6 keeps that VU until the ramp reaches 0, at 300 ms:
+    # many iterations, not the single one of a VU stopped at once.
+    assert api.counts["/down"] >= 5

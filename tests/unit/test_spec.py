@@ -109,3 +109,57 @@ def test_client_options_are_checked_at_collection() -> None:
     assert "http option 'bogus'" in found
     assert "ws option 'nope'" in found
     assert "db option 'max_sizee'" in found and "max_size" in found
+
+
+# -- k6's shortcuts, with k6's meaning (issue 9) ----------------------------------------------
+
+
+def test_iterations_with_duration_is_shared_iterations_limited_by_the_duration() -> None:
+    spec = LoadSpec.parse({"vus": 2, "iterations": 4, "duration": "3s"})
+    assert spec.executor == "shared-iterations"
+    plan = spec.plan()
+    assert (plan.vus, plan.iterations, plan.max_duration) == (2, 4, 3.0)
+    (p,) = problems(iterations=4, duration="3s", max_duration="5s")
+    assert "duration='3s' and max_duration='5s'" in p and "give one" in p
+
+
+def test_stages_with_vus_start_the_ramp_there() -> None:
+    spec = LoadSpec.parse({"vus": 3, "stages": [("1s", 1)]})
+    assert spec.executor == "ramping-vus"
+    assert spec.plan().ramp.start == 3
+    (p,) = problems(vus=3, start_vus=2, stages=[("1s", 1)])
+    assert "vus=3 and start_vus=2" in p and "give start_vus= only" in p
+
+
+@pytest.mark.parametrize("other", ["iterations", "duration"])
+def test_stages_with_iterations_or_duration_are_refused_as_in_k6(other: str) -> None:
+    (p,) = problems(stages=[("1s", 1)], **{other: 5 if other == "iterations" else "5s"})
+    assert f"{other}= and stages= together" in p
+    assert f"using `{other}` and `stages` options simultaneously is not allowed" in p
+
+
+def test_vus_alone_names_the_fix() -> None:
+    (p,) = problems(vus=10)
+    assert p.startswith("vus=10 alone runs 1 VU for 1 iteration in k6")
+    assert "add duration= (constant-vus), iterations= (shared-iterations)" in p
+    assert LoadSpec.parse({"vus": 1}).plan().vus == 1          # k6: silent, 1 x 1
+
+
+def test_more_vus_than_shared_iterations_is_refused_but_a_scale_caps() -> None:
+    (p,) = problems(vus=10, iterations=5)
+    assert p == ("vus=10 is more than iterations=5: k6 refuses it (the number of iterations "
+                 "(5) can't be less than the number of VUs (10)); set vus <= 5 or "
+                 "iterations >= 10")
+    plan = LoadSpec.parse({"vus": 4, "iterations": 5}).plan(scale=3.0)
+    assert (plan.vus, plan.iterations) == (5, 5)
+
+
+def test_plans_that_run_nothing_are_refused() -> None:
+    (p,) = problems(executor="constant-arrival-rate", rate=0, duration="1s")
+    assert p.startswith("rate=0: expected more than 0 iterations per time_unit")
+    (p,) = problems(executor="ramping-arrival-rate", stages=[("1s", 0), ("1s", 0)])
+    assert "start_rate and every stage target are 0: nothing would run" in p
+    (p,) = problems(start_vus=0, stages=[("1s", 0)])
+    assert "either startVUs or one of the stages' target values must be greater than 0" in p
+    # start_vus defaults to 1 (k6's vus default): one VU ramping down to 0 is a load.
+    assert LoadSpec.parse({"stages": [("1s", 0)]}).plan().ramp.start == 1

@@ -106,7 +106,13 @@ class ConstantArrivalRateConfig(ArrivalRateConfig):
 
     @classmethod
     def _rate_args(cls, a: Args) -> dict[str, Any]:
-        return {"rate": a.rate("rate", a.raw.get("rate", 0)), "duration": a.duration("duration")}
+        raw = a.raw.get("rate", 0)
+        n = len(a.problems)
+        rate = a.rate("rate", raw)
+        if rate == 0 and len(a.problems) == n:
+            a.problems.append(f"rate={raw!r}: expected more than 0 iterations per time_unit "
+                              "(k6: the iteration rate must be more than 0)")
+        return {"rate": rate, "duration": a.duration("duration")}
 
     def rate_ramp(self) -> Ramp:
         return Ramp(self.rate, (Stage(self.duration, self.rate),))
@@ -129,7 +135,13 @@ class RampingArrivalRateConfig(ArrivalRateConfig):
     @classmethod
     def _rate_args(cls, a: Args) -> dict[str, Any]:
         start = a.rate("start_rate", a.raw.get("start_rate", 0))
-        return {"ramp": a.stages(a.rate, start=start)}
+        n = len(a.problems)
+        ramp = a.stages(a.rate, start=start)
+        if len(a.problems) == n and ramp.stages and ramp.peak() == 0:
+            # k6 runs nothing (and passes); a load test that sends nothing is refused here.
+            a.problems.append("start_rate and every stage target are 0: nothing would run; "
+                              "give a stage a target above 0")
+        return {"ramp": ramp}
 
     def rate_ramp(self) -> Ramp:
         return self.ramp

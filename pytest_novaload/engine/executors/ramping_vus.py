@@ -41,7 +41,12 @@ class RampingVusConfig(ExecutorConfig):
     @classmethod
     def from_args(cls, a: Args) -> Self:
         graceful_stop = a.graceful_stop()
+        n = len(a.problems)
         ramp = a.stages(a.vu_target, start=a.count("start_vus", 1))
+        if len(a.problems) == n and ramp.stages and ramp.peak() == 0:
+            a.problems.append("start_vus=0 and every stage target is 0: k6 refuses it (either "
+                              "startVUs or one of the stages' target values must be greater "
+                              "than 0); give a stage a target above 0")
         return cls(graceful_stop=graceful_stop, ramp=ramp,
                    graceful_ramp_down=a.duration("graceful_ramp_down", DEFAULT_GRACEFUL,
                                                  scaled=False))

@@ -1,6 +1,8 @@
 """shared-iterations: VUs share one pool of ``iterations`` (within max_duration).
 
-Keywords as per-vu-iterations; VUs are capped at the iteration count, as in k6.
+Keywords as per-vu-iterations. More VUs than iterations is an error, as in k6; when
+``--load-scale`` scales the VUs above the (never scaled) iteration count they are capped
+silently instead: the operator's scale must not turn a valid marker into an error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class SharedIterationsConfig(PerVuIterationsConfig):
     @classmethod
     def from_args(cls, a: Args) -> Self:
         plan = super().from_args(a)
+        raw_vus = a.raw.get("vus", 1)
+        if isinstance(raw_vus, int) and not isinstance(raw_vus, bool) \
+                and raw_vus > plan.iterations >= 1:
+            a.problems.append(
+                f"vus={raw_vus} is more than iterations={plan.iterations}: k6 refuses it (the "
+                f"number of iterations ({plan.iterations}) can't be less than the number of "
+                f"VUs ({raw_vus})); set vus <= {plan.iterations} or iterations >= {raw_vus}")
         return replace(plan, vus=min(plan.vus, plan.iterations))
 
     def shard(self, rank: int, world: int) -> Self:
