@@ -12,6 +12,17 @@ if TYPE_CHECKING:
 
 #: Receives (metric, error type, example) for each failed sample: `ErrorLog.record` in a run.
 ErrorSink = Callable[[str, str, str], None]
+Tags = tuple[tuple[str, str], ...]
+
+
+def no_tags() -> Tags:
+    return ()
+
+
+def with_tags(base: Tags, own: Tags) -> Tags:
+    """``own`` tags plus the VU's ``base`` ones (scenario, group), sorted as the store keeps
+    them; called once per new tag set, never per sample."""
+    return tuple(sorted((*base, *own))) if base else own
 
 
 @dataclass
@@ -26,6 +37,9 @@ class ClientContext:
     # ws_failed, db_query_failed), so the run's summary counts errors by type with one real
     # example each (e.g. "ConnectError: [Errno 111] Connection refused (GET http://...)").
     on_error: ErrorSink | None = None
+    # The VU's tags for every sample right now: ("scenario", name) and, inside vu.group,
+    # ("group", path), as k6 tags every sample; one tuple, swapped when they change.
+    base_tags: Callable[[], Tags] = no_tags
 
     def report(self, metric: str, error_type: str, example: str) -> None:
         """Hand one failure's cause to ``on_error``: the one call every client makes. A broken

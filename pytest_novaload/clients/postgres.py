@@ -45,6 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.clients.base import Tags, with_tags
 from pytest_novaload.clients.db_pool import DB_OPTIONS, DbPool, validate_db_options
 from pytest_novaload.clients.measure import CallSinks
 from pytest_novaload.errors import ConfigError
@@ -111,8 +112,8 @@ class _Statement(CallSinks):
 
     __slots__ = ("kind", "name")
 
-    def __init__(self, calls: _Calls, name: str, kind: str) -> None:
-        super().__init__(calls.store, _CALL, (("kind", kind), ("name", name)))
+    def __init__(self, calls: _Calls, name: str, kind: str, base: Tags = ()) -> None:
+        super().__init__(calls.store, _CALL, with_tags(base, (("kind", kind), ("name", name))))
         self.name = name
         self.kind = kind
 
@@ -128,8 +129,9 @@ class _Calls:
         define_builtins(ctx.store, "db")
         self._options: Mapping[str, Any] = ctx.options.get("db") or {}
         self._pool_wait: Trend = ctx.store.trend("db_pool_wait", ())
-        self._statements: dict[tuple[str, str], _Statement] = {}
-        self._tx_trends: dict[tuple[str, str], Trend] = {}
+        self._base = ctx.base_tags   # the VU's scenario (and group) tags, as k6 tags samples
+        self._statements: dict[tuple[Tags, str, str], _Statement] = {}
+        self._tx_trends: dict[tuple[Tags, str, str], Trend] = {}
 
     def statement(self, sql: str, name: str | None, kind: str | None) -> _Statement:
         if name is None or kind is None:
@@ -138,16 +140,18 @@ class _Calls:
             kind = inferred_kind if kind is None else _check_kind(kind)
         else:
             _check_kind(kind)
-        sinks = self._statements.get((name, kind))
+        base = self._base()
+        sinks = self._statements.get((base, name, kind))
         if sinks is None:
-            sinks = self._statements[(name, kind)] = _Statement(self, name, kind)
+            sinks = self._statements[(base, name, kind)] = _Statement(self, name, kind, base)
         return sinks
 
     def tx_trend(self, name: str, kind: str) -> Trend:
-        trend = self._tx_trends.get((name, kind))
+        base = self._base()
+        trend = self._tx_trends.get((base, name, kind))
         if trend is None:
-            trend = self._tx_trends[(name, kind)] = self.store.trend(
-                "db_tx_duration", (("kind", kind), ("name", name)))
+            trend = self._tx_trends[(base, name, kind)] = self.store.trend(
+                "db_tx_duration", with_tags(base, (("kind", kind), ("name", name))))
         return trend
 
     async def acquire(self, sinks: _Statement | None, tx_name: str = "") -> tuple[Any, Any]:

@@ -63,6 +63,7 @@ from websockets.frames import OK_CLOSE_CODES
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from pytest_novaload.clients.base import Tags, with_tags
 from pytest_novaload.clients.ws_config import (
     check_compression,
     connect_defaults,
@@ -111,8 +112,8 @@ class _Sinks:
     __slots__ = ("connecting", "duration", "failed", "latency", "ping", "received", "sent",
                  "sessions")
 
-    def __init__(self, store: MetricStore, name: str) -> None:
-        tags = (("name", name),)
+    def __init__(self, store: MetricStore, name: str, base: Tags = ()) -> None:
+        tags = with_tags(base, (("name", name),))
         self.connecting: Trend = store.trend("ws_connecting", tags)
         self.sessions: Counter = store.counter("ws_sessions", tags)
         self.duration: Trend = store.trend("ws_session_duration", tags)
@@ -304,7 +305,7 @@ class WsClient:
         token = ctx.env.get("API_TOKEN")
         if token:
             self._auth["Authorization"] = f"Bearer {token}"
-        self._sinks: dict[str, _Sinks] = {}
+        self._sinks: dict[tuple[Tags, str], _Sinks] = {}
         self._open: set[WsConnection] = set()
         self._kept: dict[tuple[str, str], WsConnection] = {}
 
@@ -356,9 +357,10 @@ class WsClient:
         return len(self._open)
 
     def _sinks_for(self, name: str) -> _Sinks:
-        sinks = self._sinks.get(name)
+        key = (self._ctx.base_tags(), name)   # the VU's scenario and group at connect time
+        sinks = self._sinks.get(key)
         if sinks is None:
-            sinks = self._sinks[name] = _Sinks(self._store, name)
+            sinks = self._sinks[key] = _Sinks(self._store, name, key[0])
         return sinks
 
     async def _get(self, url: str, name: str, kw: dict[str, Any],

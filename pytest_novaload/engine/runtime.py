@@ -13,7 +13,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.metrics import Counter, MetricStore, Rate, Trend, make_tags
+from pytest_novaload.metrics import Counter, MetricStore, Rate, Tags, Trend, make_tags
 from pytest_novaload.metrics.builtins import define_builtins
 from pytest_novaload.metrics.errors import ErrorInfo, ErrorLog
 
@@ -94,7 +94,7 @@ class RunContext:
     allocated: int = 0
     active: int = 0
     _db_pool: DbPool | None = None
-    _checks: dict[str, Rate] = field(default_factory=dict)
+    _checks: dict[tuple[str, Tags], Rate] = field(default_factory=dict)
     _iter_sinks: dict[str, tuple[Trend, Counter, Rate]] = field(default_factory=dict)
     vus: list[VU] = field(default_factory=list)
     on_fatal: Callable[[str], None] | None = None
@@ -123,10 +123,12 @@ class RunContext:
         self.active -= 1
         self._vus_gauge.set(self.active)
 
-    def check_sink(self, name: str) -> Rate:
-        sink = self._checks.get(name)
+    def check_sink(self, name: str, base: Tags = ()) -> Rate:
+        """``checks{check:name}`` plus the VU's scenario and group tags."""
+        sink = self._checks.get((name, base))
         if sink is None:
-            sink = self._checks[name] = self.store.rate("checks", make_tags(check=name))
+            sink = self._checks[(name, base)] = self.store.rate(
+                "checks", tuple(sorted((*base, *make_tags(check=name)))))
         return sink
 
     def db_pool(self) -> DbPool:
@@ -142,7 +144,7 @@ class RunContext:
         a cancellation (hard stop) propagates and the iteration is not counted as completed.
         """
         name, fn = self.mix.next()
-        vu.scenario = name
+        vu.enter_scenario(name)
         sinks = self._iter_sinks.get(name)
         if sinks is None:
             tags = make_tags(scenario=name)

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients.base import ClientContext
-from pytest_novaload.metrics import make_tags
 from pytest_novaload.units import parse_duration
 
 if TYPE_CHECKING:
@@ -23,7 +22,8 @@ if TYPE_CHECKING:
 class VU:
     """One virtual user. ``id`` is unique across every xdist shard of the run (1-based)."""
 
-    __slots__ = ("_db", "_groups", "_http", "_rt", "_ws", "id", "iteration", "scenario")
+    __slots__ = ("_db", "_groups", "_http", "_rt", "_ws", "base_tags", "id", "iteration",
+                 "scenario")
 
     def __init__(self, rt: RunContext, vu_id: int) -> None:
         self._rt = rt
@@ -34,6 +34,7 @@ class VU:
         self._ws: WsClient | None = None
         self._db: DbClient | None = None
         self._groups: list[str] = []
+        self.base_tags: tuple[tuple[str, str], ...] = (("scenario", "default"),)
 
     def __repr__(self) -> str:
         return f"<VU id={self.id} iteration={self.iteration} scenario={self.scenario!r}>"
@@ -41,7 +42,22 @@ class VU:
     def _ctx(self) -> ClientContext:
         return ClientContext(store=self._rt.store, vu_id=self.id, env=self._rt.env,
                              options=self._rt.client_options,
-                             on_error=self._rt.errors.record)
+                             on_error=self._rt.errors.record, base_tags=self._base_tags)
+
+    def _base_tags(self) -> tuple[tuple[str, str], ...]:
+        return self.base_tags
+
+    def _retag(self) -> None:
+        """k6's tags of every sample: the scenario, and the group path inside ``vu.group``."""
+        scenario = ("scenario", self.scenario)
+        self.base_tags = (("group", "::".join(self._groups)), scenario) if self._groups \
+            else (scenario,)
+
+    def enter_scenario(self, name: str) -> None:
+        """The next iteration runs scenario ``name``: its samples are tagged with it."""
+        if name != self.scenario:
+            self.scenario = name
+            self._retag()
 
     @property
     def http(self) -> HttpClient:
@@ -79,7 +95,7 @@ class VU:
                 ok = bool(pred(value)) if callable(pred) else bool(pred)
             except Exception:
                 ok = False
-            rt.check_sink(name).add(ok)
+            rt.check_sink(name, self.base_tags).add(ok)
             ok_all = ok_all and ok
         return ok_all
 
@@ -92,13 +108,15 @@ class VU:
     def group(self, name: str) -> Iterator[None]:
         """Time a block into ``group_duration{group:name}`` (nested groups join with "::")."""
         self._groups.append(name)
-        path = "::".join(self._groups)
+        self._retag()
+        tags = self.base_tags
         start = time.perf_counter()
         try:
             yield
         finally:
             self._groups.pop()
-            self._rt.store.trend("group_duration", make_tags(group=path)).add(
+            self._retag()
+            self._rt.store.trend("group_duration", tags).add(
                 (time.perf_counter() - start) * 1000.0)
 
     async def aclose(self) -> None:

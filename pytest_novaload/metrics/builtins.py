@@ -59,8 +59,10 @@ def _m(name: str, kind: Kind, unit: Unit, tags: tuple[str, ...], sources: str | 
     return BuiltinMetric(name, kind, unit, tags, src, description, combine)
 
 
-_HTTP_TAGS = ("name", "method", "status", "expected_response", "error")
-_DB_TAGS = ("name", "kind", "error")
+_VU = ("scenario", "group")   # every client sample: the VU's scenario, its group inside one
+_HTTP_TAGS = ("name", "method", "status", "expected_response", "error", *_VU)
+_DB_TAGS = ("name", "kind", "error", *_VU)
+_WS_TAGS = ("name", *_VU)
 _ARRIVAL = ("constant-arrival-rate", "ramping-arrival-rate")
 
 _ALL = (
@@ -68,8 +70,8 @@ _ALL = (
     _m("http_reqs", "counter", "count", _HTTP_TAGS, "http", "HTTP requests made"),
     _m("http_req_failed", "rate", "ratio", _HTTP_TAGS, "http",
        "share of HTTP requests with an unexpected status or a transport error"),
-    _m("data_sent", "counter", "bytes", (), "http", "bytes sent by the HTTP client"),
-    _m("data_received", "counter", "bytes", (), "http", "bytes received by the HTTP client"),
+    _m("data_sent", "counter", "bytes", _VU, "http", "bytes sent by the HTTP client"),
+    _m("data_received", "counter", "bytes", _VU, "http", "bytes received by the HTTP client"),
     _m("iteration_duration", "trend", "ms", ("scenario",), "run", "time of one iteration"),
     _m("iterations", "counter", "count", ("scenario",), "run", "iterations completed"),
     _m("iteration_failed", "rate", "ratio", ("scenario",), "run",
@@ -78,23 +80,25 @@ _ALL = (
        "iteration starts skipped because every VU up to max_vus was busy"),
     _m("vus", "gauge", "vus", (), "run", "VUs running an iteration", combine="sum"),
     _m("vus_max", "gauge", "vus", (), "run", "VUs allocated", combine="sum"),
-    _m("checks", "rate", "ratio", ("check",), "run", "share of vu.check predicates that held"),
-    _m("ws_connecting", "trend", "ms", ("name",), "ws", "WebSocket opening handshake time"),
-    _m("ws_sessions", "counter", "count", ("name",), "ws", "WebSocket sessions opened"),
-    _m("ws_session_duration", "trend", "ms", ("name",), "ws", "WebSocket session lifetime"),
-    _m("ws_msgs_sent", "counter", "count", ("name",), "ws", "WebSocket messages sent"),
-    _m("ws_msgs_received", "counter", "count", ("name",), "ws", "WebSocket messages received"),
-    _m("ws_ping", "trend", "ms", ("name",), "ws", "WebSocket ping round trip"),
-    _m("ws_msg_latency", "trend", "ms", ("name",), "ws",
+    _m("checks", "rate", "ratio", ("check", *_VU), "run",
+       "share of vu.check predicates that held"),
+    _m("ws_connecting", "trend", "ms", _WS_TAGS, "ws", "WebSocket opening handshake time"),
+    _m("ws_sessions", "counter", "count", _WS_TAGS, "ws", "WebSocket sessions opened"),
+    _m("ws_session_duration", "trend", "ms", _WS_TAGS, "ws", "WebSocket session lifetime"),
+    _m("ws_msgs_sent", "counter", "count", _WS_TAGS, "ws", "WebSocket messages sent"),
+    _m("ws_msgs_received", "counter", "count", _WS_TAGS, "ws", "WebSocket messages received"),
+    _m("ws_ping", "trend", "ms", _WS_TAGS, "ws", "WebSocket ping round trip"),
+    _m("ws_msg_latency", "trend", "ms", _WS_TAGS, "ws",
        "request/response round trip of ws.request"),
-    _m("ws_failed", "rate", "ratio", ("name",), "ws",
+    _m("ws_failed", "rate", "ratio", _WS_TAGS, "ws",
        "share of WebSocket sessions that failed to open or ended abnormally"),
     _m("db_query_duration", "trend", "ms", _DB_TAGS, "db", "time of one database statement"),
     _m("db_queries", "counter", "count", _DB_TAGS, "db", "database statements run"),
     _m("db_query_failed", "rate", "ratio", _DB_TAGS, "db", "share of statements that raised"),
-    _m("db_tx_duration", "trend", "ms", ("name", "kind"), "db", "time of one transaction"),
+    _m("db_tx_duration", "trend", "ms", ("name", "kind", *_VU), "db",
+       "time of one transaction"),
     _m("db_pool_wait", "trend", "ms", (), "db", "time waiting for a pooled connection"),
-    _m("group_duration", "trend", "ms", ("group",), "group", "time spent inside vu.group"),
+    _m("group_duration", "trend", "ms", _VU, "group", "time spent inside vu.group"),
 )
 
 BUILTINS: Mapping[str, BuiltinMetric] = MappingProxyType({m.name: m for m in _ALL})

@@ -35,7 +35,11 @@ def make_tags(mapping: Mapping[str, object] | None = None, **kw: object) -> Tags
 
 
 def parse_metric_key(key: str) -> tuple[str, dict[str, str]]:
-    """``"http_req_duration{name:create_vm,method:GET}"`` -> (name, {tag: value, ...})."""
+    """``"http_req_duration{name:create_vm,method:GET}"`` -> (name, {tag: value, ...}).
+
+    As in k6, quotes around a tag or value are dropped (``{name:'x'}`` is ``{name:x}``), and
+    a group path may be written k6's way, ``{group:::login}`` for ``{group:login}``.
+    """
     if not isinstance(key, str):
         raise ConfigError(f"metric key {key!r}: expected a string {_KEY_EXAMPLE}")
     m = _KEY.fullmatch(key)
@@ -52,7 +56,10 @@ def parse_metric_key(key: str) -> tuple[str, dict[str, str]]:
                         f"'{name}{{tag:value}}' or drop the braces")
     else:
         for item in body.split(","):
-            tag, sep, value = (part.strip() for part in item.partition(":"))
+            # k6 (Metric.AddSubmetric): split on the first colon, trim spaces, then quotes.
+            tag, sep, value = (part.strip().strip("\"'") for part in item.partition(":"))
+            if tag == "group" and value.startswith("::"):
+                value = value[2:]      # k6's group paths start with "::" ("::login")
             if not sep or not tag or not value:
                 problems.append(f"metric key '{key}': tag filter '{item.strip()}' must be "
                                 f"'tag:value', e.g. '{name}{{name:create_vm}}'")

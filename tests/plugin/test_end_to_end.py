@@ -404,6 +404,7 @@ def test_groups_and_custom_metrics(pytester: pytest.Pytester, api: Target) -> No
 
         @pytest.mark.load(iterations=4, thresholds={
             "group_duration{group:login}": ["max<60000"], "logins": ["count==4"],
+            "http_reqs{group:login}": ["count==4"],
             "ok_rate": ["rate==1"], "queue": ["value==7"]})
         def test_groups(load):
             logins, ok_rate = load.counter("logins"), load.rate("ok_rate")

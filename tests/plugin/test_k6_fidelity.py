@@ -173,3 +173,74 @@ def test_down(load):
     # start_vus defaults to 1 and k6 keeps that VU until the ramp reaches 0, at 300 ms:
     # many iterations, not the single one of a VU stopped at once.
     assert api.counts["/down"] >= 5
+
+
+# -- tags: scenario on every sample, group inside vu.group, k6's key forms ------------------
+
+
+def test_samples_carry_scenario_and_group_and_keys_read_as_in_k6(pytester: pytest.Pytester,
+                                                                 api: Target) -> None:
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.load(executor="per-vu-iterations", vus=1, iterations=10, thresholds={
+    "http_req_duration{scenario:read}": ["p(0)>=0"],
+    "http_reqs{scenario:read}": ["count==8"],
+    "http_reqs{scenario:'write'}": ["count==4"],
+    'http_reqs{name:"/login"}': ["count==2"],
+    "http_reqs{group:login}": ["count==2"],
+    "http_reqs{group:::login}": ["count==2"],
+    "group_duration{group:::login}": ["max<60000"],
+    "checks{scenario:write}": ["rate==1"],
+    "data_sent{scenario:read}": ["count>0"],
+})
+def test_tags(load):
+    async def read(vu):
+        await vu.http.get("/read")
+
+    async def write(vu):
+        with vu.group("login"):
+            await vu.http.get("/login", name="/login")
+        vu.check(1, {"is one": lambda v: v == 1})
+        await vu.http.get("/after")
+
+    result = load.run({"read": (read, 80), "write": (write, 20)})
+    assert result.metric("http_reqs", scenario="write").count == 4
+    assert result.metric("http_reqs", scenario="write", group="login").count == 2
+    assert result.metric("http_reqs", name="/after", group="login").count == 0
+''')
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    (test,) = summary(pytester)["tests"]
+    keys = [t["metric"] for t in test["thresholds"]]
+    assert "http_reqs{scenario:write}" in keys and "http_reqs{name:/login}" in keys
+    assert all(t["ok"] for t in test["thresholds"]), test["thresholds"]
+    assert api.counts == {"/read": 8, "/login": 2, "/after": 2}
+
+
+def test_a_scenario_tag_selects_only_that_scenario(pytester: pytest.Pytester,
+                                                   api: Target) -> None:
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.load(executor="per-vu-iterations", vus=1, iterations=5, thresholds={
+    "http_req_duration{scenario:fast}": ["p(100)<40"],
+    "http_req_duration{scenario:slow}": ["p(0)>40"],
+})
+def test_split(load):
+    async def fast(vu):
+        await vu.http.get("/slow?ms=1")
+
+    async def slow(vu):
+        await vu.http.get("/slow?ms=60")
+    load.run({"fast": (fast, 3), "slow": (slow, 2)})
+
+@pytest.mark.load(iterations=1, thresholds={"http_reqs{scenario:other}": ["count>0"]})
+def test_other(load):
+    async def user(vu):
+        await vu.http.get("/ok")
+    load.run(user)
+''')
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*http_reqs{scenario:other} count>0 -> 0  FAILED*"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, TypeAlias
 
+from pytest_novaload.clients.base import Tags, with_tags
 from pytest_novaload.clients.http.response import Response
 from pytest_novaload.clients.measure import CallSinks
 from pytest_novaload.errors import ConfigError
@@ -20,6 +21,7 @@ from pytest_novaload.metrics.builtins import define_builtins
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
     from pytest_novaload.clients.http.transport import Failure
+    from pytest_novaload.metrics.sinks import Counter
 
 __all__ = ["FAILED", "Expected", "HttpMeter", "error_code", "matches"]
 
@@ -70,9 +72,9 @@ class HttpMeter:
         define_builtins(store, "http")  # thresholds on them never see a missing metric
         self._ctx = ctx
         self._reporting = ctx.on_error is not None
-        self._sinks: dict[tuple[str, str, int, bool, str | None], CallSinks] = {}
-        self._data_sent = store.counter("data_sent")
-        self._data_received = store.counter("data_received")
+        self._base = ctx.base_tags   # the VU's scenario (and group) tags, as k6 tags samples
+        self._sinks: dict[tuple[Tags, str, str, int, bool, str | None], CallSinks] = {}
+        self._data: dict[Tags, tuple[Counter, Counter]] = {}
 
     def exchange(self, method: str, url: str, name: str, expected: Expected, status: int,
                  elapsed: float, sent: int, received: int, content: bytes) -> None:
@@ -80,16 +82,18 @@ class HttpMeter:
         "HTTP <status>" with the start of the body (the reason a server gives, e.g. a 422's
         validation message). Once per request: kept to one call, the sinks' adds inlined."""
         ok = 200 <= status < 400 if expected is None else matches(status, expected)
-        sinks = self._sinks.get((name, method, status, ok, None))
+        base = self._base()
+        sinks = self._sinks.get((base, name, method, status, ok, None))
         if sinks is None:
-            sinks = self._new_sinks(name, method, status, ok, None)
+            sinks = self._new_sinks(base, name, method, status, ok, None)
         sinks.duration.add(elapsed * 1000.0)
         sinks.count.add()
         sinks.failed.add(not ok)
+        data = self._data.get(base) or self._new_data(base)
         if sent:
-            self._data_sent.add(sent)
+            data[0].add(sent)
         if received:
-            self._data_received.add(received)
+            data[1].add(received)
         if not ok and self._reporting:
             text = content[:300].decode("utf-8", "replace").strip()
             self._ctx.report(FAILED, f"HTTP {status}",
@@ -102,23 +106,30 @@ class HttpMeter:
         if not message and failure.type.endswith("Timeout"):
             message = f"no response within {timeout:g}s"
         error = f"{failure.type}: {message}" if message else failure.type
-        sinks = self._sinks.get((name, method, 0, False, failure.type))
+        base = self._base()
+        sinks = self._sinks.get((base, name, method, 0, False, failure.type))
         if sinks is None:
-            sinks = self._new_sinks(name, method, 0, False, failure.type)
+            sinks = self._new_sinks(base, name, method, 0, False, failure.type)
         sinks.record(elapsed * 1000.0, True)
-        self._data_sent.add(sent)
-        self._data_received.add(received)
+        data = self._data.get(base) or self._new_data(base)
+        data[0].add(sent)
+        data[1].add(received)
         self._ctx.report(FAILED, failure.type, f"{error} ({method} {url})")
         return Response(0, [], b"", elapsed, method, url, reason="", error=error,
                         error_code=error_code(failure.type, message))
 
-    def _new_sinks(self, name: str, method: str, status: int, ok: bool,
+    def _new_sinks(self, base: Tags, name: str, method: str, status: int, ok: bool,
                    error: str | None) -> CallSinks:
         tags: tuple[tuple[str, str], ...] = (
             ("expected_response", "true" if ok else "false"), ("method", method),
             ("name", name), ("status", str(status)))
         if error is not None:
             tags = (("error", error), *tags)  # sorted: "error" < "expected_response"
-        sinks = self._sinks[(name, method, status, ok, error)] = CallSinks(self._store, _CALL,
-                                                                           tags)
+        sinks = self._sinks[(base, name, method, status, ok, error)] = CallSinks(
+            self._store, _CALL, with_tags(base, tags))
         return sinks
+
+    def _new_data(self, base: Tags) -> tuple[Counter, Counter]:
+        data = self._data[base] = (self._store.counter("data_sent", base),
+                                   self._store.counter("data_received", base))
+        return data

@@ -37,7 +37,16 @@ def test_make_tags_sorts_and_stringifies() -> None:
      {"name": "create_vm", "method": "GET"}),
     (" http_reqs { status : 500 , name:/api/v1/vms } ", "http_reqs",
      {"status": "500", "name": "/api/v1/vms"}),
-    ("group_duration{group:::login}", "group_duration", {"group": "::login"}),
+    # k6's group path "::login" is our "login"; nested "::a::b" is "a::b"
+    ("group_duration{group:::login}", "group_duration", {"group": "login"}),
+    ("group_duration{group:::a::b}", "group_duration", {"group": "a::b"}),
+    ("group_duration{group:a::b}", "group_duration", {"group": "a::b"}),
+    # k6 (TestAddSubmetric) trims spaces, then quotes, of tags and values
+    ("http_reqs{name:'foo'}", "http_reqs", {"name": "foo"}),
+    ('http_reqs{name:"foo"}', "http_reqs", {"name": "foo"}),
+    ("x{a : '1' , b : \"2\"}", "x", {"a": "1", "b": "2"}),
+    ("x{\" a\" : ' 1'}", "x", {" a": " 1"}),
+    ("x{url:'http://h:8080/'}", "x", {"url": "http://h:8080/"}),
 ])
 def test_parse_metric_key(key: str, name: str, filters: dict[str, str]) -> None:
     assert parse_metric_key(key) == (name, filters)
@@ -54,6 +63,7 @@ def test_metric_key_is_the_inverse_in_given_order() -> None:
     ("http_req_duration{name}", "tag filter 'name' must be 'tag:value'"),
     ("http_req_duration{:x}", "tag filter ':x' must be 'tag:value'"),
     ("http_req_duration{name:}", "tag filter 'name:' must be 'tag:value'"),
+    ("http_req_duration{name:''}", "tag filter 'name:\'\'' must be 'tag:value'"),
     ("http_req_duration{}", "empty tag filter"),
     ("http_req_duration{a:1,a:2}", "tag 'a' is given twice"),
     ("http_req_duration{name:x", "expected 'name' or 'name{tag:value,...}'"),
