@@ -88,6 +88,7 @@ class LoadRunner:
                              {k: dict(v) for k, v in (client_options or {}).items()},
                              rank=rank, world=world)
         self.rt.on_fatal = self.request_abort
+        self.rt.reserve(self.plan.initial_vus(rank, world))
         self.abort_thresholds = tuple(t for t in thresholds if t.abort_on_fail)
         self.progress = progress
         self.timeseries_keys = timeseries_keys
@@ -218,7 +219,7 @@ class LoadRunner:
         now = time.perf_counter()
         return Snapshot(elapsed=now - self._t_start,
                         planned=self.plan.planned_duration(), vus=self.rt.active,
-                        vus_max=self.rt.allocated, iterations=int(its.value("count")),
+                        vus_max=self.rt.vus_max, iterations=int(its.value("count")),
                         store=self.store)
 
     def _check_aborts(self) -> None:

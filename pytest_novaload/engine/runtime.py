@@ -92,6 +92,7 @@ class RunContext:
     world: int = 1
     errors: ErrorLog = field(default_factory=ErrorLog)
     allocated: int = 0
+    reserved: int = 0
     active: int = 0
     _db_pool: DbPool | None = None
     _checks: dict[tuple[str, Tags], Rate] = field(default_factory=dict)
@@ -112,8 +113,20 @@ class RunContext:
         vu = VU(self, self.allocated * self.world + self.rank + 1)
         self.allocated += 1
         self.vus.append(vu)
-        self._vus_max_gauge.set(self.allocated)
+        self._vus_max_gauge.set(self.vus_max)
         return vu
+
+    @property
+    def vus_max(self) -> int:
+        """k6's vus_max: the VUs initialised, the plan's pool from the start on."""
+        return max(self.reserved, self.allocated)
+
+    def reserve(self, vus: int) -> None:
+        """Before the start: ``vus`` VUs are the plan's initial pool (``vus_max`` from the
+        first sample, as k6 initialises them before the start; VUs are still created when
+        first needed, which costs nothing to the load)."""
+        self.reserved = vus
+        self._vus_max_gauge.set(self.vus_max)
 
     def vu_started(self) -> None:
         self.active += 1

@@ -163,3 +163,14 @@ def test_plans_that_run_nothing_are_refused() -> None:
     assert "either startVUs or one of the stages' target values must be greater than 0" in p
     # start_vus defaults to 1 (k6's vus default): one VU ramping down to 0 is a load.
     assert LoadSpec.parse({"stages": [("1s", 0)]}).plan().ramp.start == 1
+
+
+def test_initial_vus_is_each_shards_peak_or_pool() -> None:
+    plan = LoadSpec.parse({"start_vus": 0, "stages": [("1s", 5), ("1s", 2), ("1s", 0)]}).plan()
+    assert plan.initial_vus() == 5
+    assert [plan.shard(r, 2).initial_vus(r, 2) for r in range(2)] == [3, 2]
+    plan = LoadSpec.parse({"executor": "constant-arrival-rate", "rate": 10, "duration": "1s",
+                           "preallocated_vus": 3, "max_vus": 9}).plan()
+    assert plan.initial_vus() == 3
+    assert [plan.shard(r, 2).initial_vus(r, 2) for r in range(2)] == [2, 1]
+    assert LoadSpec.parse({"vus": 4, "duration": "1s"}).plan().shard(1, 3).initial_vus() == 1

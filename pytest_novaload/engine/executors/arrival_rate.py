@@ -82,6 +82,9 @@ class ArrivalRateConfig(ExecutorConfig):
         return replace(self, preallocated_vus=max(1, share(self.preallocated_vus, rank, world)),
                        max_vus=max(1, share(self.max_vus, rank, world)))
 
+    def initial_vus(self, rank: int = 0, world: int = 1) -> int:
+        return self.preallocated_vus   # more are initialised during the run, up to max_vus
+
     def planned_duration(self) -> float:
         return self.rate_ramp().total
 

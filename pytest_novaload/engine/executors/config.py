@@ -161,6 +161,12 @@ class ExecutorConfig(ABC):
         """How long iterations are started for (without graceful stop)."""
         ...
 
+    @abstractmethod
+    def initial_vus(self, rank: int = 0, world: int = 1) -> int:
+        """The VUs this shard (of this sharded plan) initialises before the start: k6's
+        ``vus_max`` (the peak planned VUs; an arrival-rate executor's preallocated pool)."""
+        ...
+
     def max_run_time(self) -> float:
         """The longest the executor can run: planned duration plus every grace period."""
         return self.planned_duration() + self.graceful_stop

@@ -35,6 +35,9 @@ class ConstantVusConfig(ExecutorConfig):
         return cls(graceful_stop=graceful_stop, vus=a.count("vus", 1, minimum=1),
                    duration=a.positive_duration("duration", 0.0))
 
+    def initial_vus(self, rank: int = 0, world: int = 1) -> int:
+        return self.vus
+
     def shard(self, rank: int, world: int) -> Self:
         return self if world <= 1 else replace(self, vus=share(self.vus, rank, world))
 

@@ -40,6 +40,9 @@ class PerVuIterationsConfig(ExecutorConfig):
                    iterations=a.count("iterations", 1, scaled=False, minimum=1),
                    max_duration=a.duration("max_duration", DEFAULT_MAX_DURATION))
 
+    def initial_vus(self, rank: int = 0, world: int = 1) -> int:
+        return self.vus
+
     def shard(self, rank: int, world: int) -> Self:
         return self if world <= 1 else replace(self, vus=share(self.vus, rank, world))
 

@@ -55,6 +55,10 @@ class RampingVusConfig(ExecutorConfig):
         # Every shard keeps the total ramp and follows share(total(t), rank, world): see run.
         return self
 
+    def initial_vus(self, rank: int = 0, world: int = 1) -> int:
+        # The whole plan is kept by every shard (see shard): its part's peak.
+        return max(v for _, v in ramping_vus_steps(self.ramp, rank=rank, world=world))
+
     def planned_duration(self) -> float:
         return self.ramp.total
 
