@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Generator
 from dataclasses import replace
@@ -78,6 +79,54 @@ def resolve_outputs(config: pytest.Config) -> tuple[list[OutSpec], str | None]:
         raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
             f"  - {p} (from {source})" for p in exc.problems)) from None
     return specs, source
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Refuse ``--load-results DIR`` (two arguments) when DIR exists and so changed the ini.
+
+    pytest picks the ini file and rootdir from the test paths before it loads plugins, so at
+    that point it takes an option's separate value for a test path; an existing one moves the
+    search (a second run into the same folder no longer reads the project's ini: no PR-gate
+    profile, no testpaths). This hook runs before any conftest.py, so before the suite's
+    targets start. Written ``--load-results=DIR`` the value is never taken for a path.
+    """
+    inv = early_config.invocation_params.dir
+    flags = _value_flags(parser)
+    separated = [(flag, value) for flag, value in itertools.pairwise(args)
+                 if flag in flags and (inv / value).exists()]
+    if not separated:
+        return
+    ns = early_config.known_args_namespace
+    try:
+        from _pytest.config.findpaths import determine_setup
+        rootpath, inipath, *_ = determine_setup(
+            inifile=ns.inifilename, override_ini=ns.override_ini, args=ns.file_or_dir,
+            rootdir_cmd_arg=ns.rootdir or None, invocation_dir=inv)
+    except Exception:  # another pytest's internals: then say nothing rather than guess
+        return
+    if (rootpath, inipath) == (early_config.rootpath, early_config.inipath):
+        return
+    fixes = ", ".join(f"{flag}={value}" for flag, value in separated)
+    wrong = str(early_config.inipath) if early_config.inipath else "no ini file"
+    raise pytest.UsageError(
+        f"{' '.join(f'{f} {v}' for f, v in separated)}: pytest takes a separate value that "
+        f"names an existing path for a test path while it looks for the ini file (before "
+        f"plugins are loaded), so this run would read {wrong} instead of {inipath or 'none'} "
+        f"(rootdir {early_config.rootpath} instead of {rootpath}). Write {fixes}")
+
+
+def _value_flags(parser: pytest.Parser) -> frozenset[str]:
+    """This plugin's options that take a value (every one the novaload group has)."""
+    flags = {flag for flag, *_ in OPTIONS}
+    try:
+        for opt in parser.getgroup("novaload").options:
+            if opt.attrs().get("action", "store") in ("store", "append"):
+                flags.update(n for n in opt.names() if n.startswith("--"))
+    except Exception:
+        pass
+    return frozenset(flags)
 
 
 def resolve_options(config: pytest.Config) -> Options:

@@ -244,3 +244,65 @@ def test_other(load):
     result = run(pytester)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*http_reqs{scenario:other} count>0 -> 0  FAILED*"])
+
+
+# -- vus_max: the VUs initialised, from the first sample (k6) -------------------------------
+
+
+def test_vus_max_is_the_initial_pool_from_the_start(pytester: pytest.Pytester,
+                                                    api: Target) -> None:
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.load(start_vus=0, stages=[("200ms", 3), ("200ms", 0)],
+                  thresholds={"vus_max": ["value==3"]})
+def test_ramp(load):
+    async def user(vu):
+        await vu.sleep(0.02)
+    load.run(user)
+
+@pytest.mark.load(executor="constant-arrival-rate", rate=40, duration="500ms",
+                  preallocated_vus=2, max_vus=4)
+def test_pool(load):
+    async def user(vu):
+        await vu.sleep(0.2)           # 40/s of 0.2 s iterations need 8 VUs: 4 at most
+    load.run(user)
+''')
+    result = run(pytester)
+    result.assert_outcomes(passed=2)
+    tests = {t["nodeid"].rsplit("::", 1)[1]: t for t in summary(pytester)["tests"]}
+    ramp = tests["test_ramp"]["metrics"]["vus_max"]
+    assert (ramp["min"], ramp["max"], ramp["value"]) == (3, 3, 3)   # was min=1: grown 1 by 1
+    pool = tests["test_pool"]["metrics"]
+    assert (pool["vus_max"]["min"], pool["vus_max"]["max"]) == (2, 4)
+    assert pool["dropped_iterations"]["count"] > 0
+
+
+# -- an option's value written as a separate argument that names an existing path ----------
+
+
+def test_separate_value_naming_an_existing_folder_is_a_usage_error(
+        pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest would take the folder for a test path while it looks for the ini: the
+    project's ini (here load_scale = 0.5, a PR-gate profile) would silently not apply."""
+    for env in ("NOVALOAD_SCALE", "NOVALOAD_RESULTS", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(env, raising=False)
+    pytester.makeini("[pytest]\nload_scale = 0.5\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    outside = tmp_path_factory.mktemp("earlier-run")          # a second run into it
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--load-results",
+                                           str(outside))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"*--load-results {outside}: pytest takes a separate value that names an existing "
+        f"path for a test path while it looks for the ini file*Write --load-results={outside}"])
+    assert "passed" not in result.stdout.str()
+    # The = form reads the project's ini; a value that is not a path, or a folder inside
+    # the project (the ini is found from it all the same), is fine written apart.
+    (pytester.path / "results").mkdir()
+    for args in ([f"--load-results={outside}"], ["--load-results", "results"],
+                 ["--load-progress", "off", "--load-results=off"]):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["novaload: load_scale=0.5 (ini load_scale)*"])
