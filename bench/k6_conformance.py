@@ -325,6 +325,11 @@ def run_ours(cases: list[Case], base: str, workdir: Path, n: int = 0) -> dict[st
         if bad is not None and "collect" in (bad.get("message") or ""):
             r["accepted"] = False
             r["notes"] = [_first_problem(bad.text or "")]
+        elif fail is not None and "ConfigError" in (fail.get("message") or ""):
+            # Raised in the test body before load.run (load.trend(...) with a threshold
+            # its type does not support): refused before any load, as k6 refuses it.
+            r["accepted"] = False
+            r["notes"] = [(fail.get("message") or "").split("ConfigError: ", 1)[-1][:200]]
         else:
             r["passed"] = bad is None and fail is None
             if fail is not None:
