@@ -161,8 +161,8 @@ def test_under_xdist_the_controller_sends_one_merged_series_set(
     series = prometheus.api("/api/v1/series", **{"match[]": f"k6_http_reqs_total{_sel(nodeid)}"})
     keys = {tuple(sorted((k, v) for k, v in s.items() if k != "__name__")) for s in series}
     assert len(keys) == len(series) == 2, series   # mix 200 and boom 500
-    assert all(set(s) == {"__name__", "expected_response", "method", "name", "status",
-                          "testid"} for s in series), series
+    assert all(set(s) == {"__name__", "expected_response", "method", "name", "scenario",
+                          "status", "testid"} for s in series), series   # k6's, no worker
     assert _dashboard(prometheus, nodeid, test, at) >= 60
     # The workers' JSON files are joined into the one asked for.
     assert sorted(p.name for p in pytester.path.glob("out.json*")) == ["out.json.gz"]
