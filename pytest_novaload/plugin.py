@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_novaload.errors import ConfigError
+from pytest_novaload.allowlist import ALLOW_HOSTS_OPTION, Allowlist
+from pytest_novaload.errors import ConfigError, TargetRefused
 from pytest_novaload.load import Load
 from pytest_novaload.outputs import OutSpec, parse_out_specs, split_env
 from pytest_novaload.outputs.hub import Outputs, open_outputs
@@ -24,6 +25,7 @@ from pytest_novaload.thresholds import Threshold
 session_key = pytest.StashKey[NovaloadSession]()
 out_source_key = pytest.StashKey[str | None]()
 spec_key = pytest.StashKey[LoadSpec]()
+ALLOW_INI = ALLOW_HOSTS_OPTION[1]
 
 # (cli flag, ini name, env var, help)
 OPTIONS = (
@@ -39,6 +41,7 @@ OPTIONS = (
     ("--load-barrier-timeout", "load_barrier_timeout", "NOVALOAD_BARRIER_TIMEOUT",
      "xdist: seconds every shard of a load test may take to reach the start barrier "
      "(default 60)"),
+    ALLOW_HOSTS_OPTION,
 )
 OUT_HELP = ("stream metrics while loads run, k6's --out: prometheus-rw=URL (Prometheus remote "
             "write, k6's series names) or json=PATH (k6's JSON lines, gzipped for .gz); "
@@ -165,12 +168,18 @@ def resolve_options(config: pytest.Config) -> Options:
     if progress not in ("auto", "tty", "lines", "off"):
         problems.append(f"{psrc}={progress!r}: expected one of auto, tty, lines, off")
         progress = "auto"
+    allow_hosts = Allowlist()
+    if ALLOW_INI in raw:
+        try:
+            allow_hosts = Allowlist.parse(raw[ALLOW_INI][0], source=raw[ALLOW_INI][1])
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
             f"  - {p}" for p in problems))
     return Options(scale=scale, duration_scale=duration_scale, results=results,
                    progress=progress, barrier_timeout=barrier_timeout,
-                   sources={k: v[1] for k, v in raw.items()})
+                   allow_hosts=allow_hosts, sources={k: v[1] for k, v in raw.items()})
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal plugin has made its reporter
@@ -311,10 +320,17 @@ def load(request: pytest.FixtureRequest) -> Load:
         spec = LoadSpec.parse(marker.kwargs, tuple(marker.args))
     session = _session(request.config)
     nodeid = item.nodeid
+    try:  # a target outside the allowlist errors the test before any load (and any packet)
+        session.check_targets()
+    except TargetRefused as exc:
+        pytest.fail(str(exc), pytrace=False)
 
     def run(scenario: Any, store: Any) -> Any:
         __tracebackhide__ = True
-        return session.run_load(nodeid, spec, scenario, store)
+        try:
+            return session.run_load(nodeid, spec, scenario, store)
+        except TargetRefused as exc:  # a fixture set a refused target after set-up
+            pytest.fail(str(exc), pytrace=False)
 
     return Load(nodeid, run, spec.thresholds)
 
@@ -419,4 +435,5 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return (f"novaload: load_scale={o.scale:g}{where('load_scale')}, "
             f"load_duration_scale={o.duration_scale:g}{where('load_duration_scale')}, "
             f"load_results={o.results or 'off'}{where('load_results')}, loop={loop_name()}"
-            f"{out}")
+            f"{out}\nnovaload: load_allow_hosts=loopback"
+            + "".join(f",{e}" for e in o.allow_hosts.entries) + where(ALLOW_INI))

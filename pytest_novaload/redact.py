@@ -40,6 +40,7 @@ __all__ = [
     "Redactor",
     "display_target",
     "dsn_password",
+    "env_secrets",
     "redact",
     "redact_obj",
     "redactor_from_env",
@@ -150,6 +151,37 @@ class Redactor:
                 text = pattern.sub(replacement, text)
         return self._hide_literals(text)
 
+    def clip(self, text: str, limit: int, *, keep: str = "head") -> str:
+        """``text`` redacted, then cut to ``limit`` characters (``keep`` "head": the start,
+        "tail": the end), with no piece of a known secret left at a cut: redacting first
+        means a cut cannot split a secret the patterns or literals would have hidden, and a
+        text that arrived cut already (the first bytes of a body) loses a trailing prefix
+        of a secret."""
+        out = self.redact(text)
+        if len(out) > limit:
+            out = out[:limit] if keep == "head" else out[-limit:]
+        out = self._trim_end(out)
+        return self._trim_start(out) if keep == "tail" else out
+
+    def _trim_end(self, text: str) -> str:
+        for secret in self.secrets:
+            for k in range(min(len(secret), len(text) + 1) - 1, 1, -1):
+                if text.endswith(secret[:k]):
+                    return text[:-k] + MASK
+        return text
+
+    def _trim_start(self, text: str) -> str:
+        for secret in self.secrets:
+            for k in range(min(len(secret), len(text) + 1) - 1, 1, -1):
+                if text.startswith(secret[-k:]):
+                    return MASK + text[k:]
+        return text
+
+    def redact_literals(self, text: str) -> str:
+        """``text`` with the known secrets (all their spellings) replaced, no patterns: for
+        JSON whose values ``redact_obj`` cleaned already (a mask never changes its syntax)."""
+        return self._hide_literals(text)
+
     def _hide_literals(self, text: str) -> str:
         # Replacing can join the text around a mask into a new occurrence ("x**" + "*x..."):
         # repeat until clean. Each replacement shortens the text (secrets are longer than the
@@ -211,6 +243,12 @@ def _url_user(url: str) -> str | None:
         return urlsplit(url.strip()).username
     except ValueError:
         return None
+
+
+def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """The literal secrets of ``env`` (default ``os.environ``) that ``Redactor.from_env``
+    hides: ``API_TOKEN``, target passwords and their HTTP Basic credentials."""
+    return _env_secrets(os.environ if env is None else env, ())
 
 
 def _env_secrets(env: Mapping[str, str], extra: Iterable[str]) -> list[str]:

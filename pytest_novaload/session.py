@@ -2,6 +2,11 @@
 
 The plugin creates it, keeps it on ``config.stash`` and delegates to it. It knows nothing of
 pytest: it takes plain values and callables (a ``write`` for the terminal, a ``Shard`` for xdist).
+
+It is the choke point for secrets (``redact``): every artifact (`_write_file`), run.log line
+(`_log`), terminal text (``write``, progress included, and `terminal_summaries`) and failure
+message (`_failure`) passes through `redactor`; error examples are redacted where they are
+captured (``ErrorLog``). Targets are checked against the allowlist before any load.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
 from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.outputs.hub import Outputs
+from pytest_novaload.redact import Redactor, display_target, env_secrets
 from pytest_novaload.reporting import html, markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
 from pytest_novaload.reporting.terminal import LiveProgress
@@ -42,12 +49,14 @@ class Options:
     results: str | None = "load-results"      # None: write no artifacts
     progress: str = "auto"                    # auto | tty | lines | off
     barrier_timeout: float = 60.0             # xdist: seconds to wait for every shard to start
+    allow_hosts: Allowlist = field(default_factory=Allowlist)  # besides loopback
     sources: Mapping[str, str] = field(default_factory=dict)  # option -> where it came from
 
     def to_dict(self) -> dict[str, Any]:
         return {"load_scale": self.scale, "load_duration_scale": self.duration_scale,
                 "load_results": self.results if self.results is not None else "off",
                 "load_barrier_timeout": self.barrier_timeout,
+                "load_allow_hosts": list(self.allow_hosts.entries),
                 "sources": dict(self.sources)}
 
 
@@ -76,7 +85,9 @@ class NovaloadSession:
         self.options = options
         self.outputs = outputs or Outputs()  # --load-out: fed while each load runs
         self.output_notes: list[str] = []   # xdist: what the workers' outputs said
-        self.write = write
+        self._secrets: list[str] = []
+        self._redactor = Redactor()
+        self.write = None if write is None else self._redacting(write)
         self.isatty = isatty
         self.shard = shard
         self.rootdir = rootdir or Path.cwd()
@@ -98,9 +109,11 @@ class NovaloadSession:
         __tracebackhide__ = True
         plan = spec.plan(scale=self.options.scale, duration_scale=self.options.duration_scale)
         ScenarioMix(scenario)  # a bad scenario fails here, before any shard starts
+        self.check_targets()  # and a refused target, before any shard starts or packet leaves
         rank, world = (0, 1) if self.shard is None else self.shard.begin(nodeid)
         env = {k: os.environ[k] for k in TARGET_ENV if k in os.environ}
         self.note_targets()
+        redactor = self.redactor
         progress = None if self.shard is not None else LiveProgress.create(
             self.write, nodeid, mode=self.options.progress, isatty=self.isatty)
         outs = self.outputs
@@ -116,7 +129,8 @@ class NovaloadSession:
                             progress=progress.show if progress is not None else None,
                             timeseries_keys=threshold_keys(spec.thresholds), test_id=nodeid,
                             keep_windows=self.shard is not None,
-                            on_window=on_window if outs else None)
+                            on_window=on_window if outs else None,
+                            allowlist=self.options.allow_hosts, redactor=redactor)
         self._log(f"start {nodeid}: {plan.describe()} shard {rank + 1}/{world}")
         if self.shard is not None:
             self.shard.attach(runner)
@@ -140,15 +154,46 @@ class NovaloadSession:
         if measured.interrupted or result.verdict.interrupted:
             raise KeyboardInterrupt
         if failure:
-            raise ShardError(f"{failure}\n{result.failure_message()}")
+            raise ShardError(self._failure(f"{failure}\n{result.failure_message()}"))
         if measured.crashed is not None:
             result.outcome = "error"
             self.write_artifacts()
             raise measured.crashed
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
-            raise exc(result.failure_message())
+            raise exc(self._failure(result.failure_message()))
         return result
+
+    @property
+    def redactor(self) -> Redactor:
+        """The session's redactor: every secret the environment has held so far (a fixture may
+        restore it before the last artifacts are written), and the credential patterns."""
+        return self._learn_secrets()
+
+    def _learn_secrets(self) -> Redactor:
+        new = [s for s in env_secrets() if s not in self._secrets]
+        if new:
+            self._secrets.extend(new)
+            self._redactor = Redactor(self._secrets)
+        return self._redactor
+
+    def _redacting(self, write: Callable[[str], None]) -> Callable[[str], None]:
+        def redacted(text: str) -> None:
+            write(self.redactor.redact(text))
+        return redacted
+
+    def _failure(self, message: str) -> str:
+        return self.redactor.redact(message)
+
+    def check_targets(self) -> None:
+        """Raise TargetRefused when a target of the environment (API_URL, WS_URL, DWCP_WS_URL,
+        DATABASE_URL) is neither loopback nor allowed: before any load, DNS or connect."""
+        allow = self.options.allow_hosts
+        for key in ("API_URL", "WS_URL", "DWCP_WS_URL"):
+            if os.environ.get(key):
+                allow.check_url(os.environ[key], what=key)
+        if os.environ.get("DATABASE_URL"):
+            allow.check_dsn(os.environ["DATABASE_URL"], what="DATABASE_URL")
 
     def show_notices(self) -> None:
         """Print the outputs' warnings not shown yet (each output warns once)."""
@@ -162,7 +207,7 @@ class NovaloadSession:
         if result.nodeid not in self.results:
             self.order.append(result.nodeid)
         self.results[result.nodeid] = result
-        self._timeseries.extend(timeseries)
+        self._timeseries.extend(self.redactor.redact_obj(timeseries))
         self._log(f"finish {result.nodeid}: {result.outcome}"
                   + "".join(f"\n  {o.line()}" for o in result.thresholds))
         for err in result.errors:
@@ -179,8 +224,9 @@ class NovaloadSession:
     def note_targets(self) -> None:
         """Keep what the run aims at now: a fixture may restore the environment before the
         last artifacts are written."""
-        self.targets.update({k: os.environ[k] for k in TARGET_ENV
+        self.targets.update({k: display_target(os.environ[k]) for k in TARGET_ENV
                              if k in os.environ and k != "API_TOKEN"})
+        self._learn_secrets()
 
     # -- artifacts ------------------------------------------------------------------------------
     @property
@@ -207,7 +253,7 @@ class NovaloadSession:
             return
         with open(directory / "run.log", "a", encoding="utf-8") as fh:
             stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
-            fh.write(f"{stamp} {message}\n")
+            fh.write(f"{stamp} {self.redactor.redact(message)}\n")
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -226,16 +272,29 @@ class NovaloadSession:
         directory = self.run_dir
         if directory is None:
             return None
-        summary = self.summary_dict()
-        _atomic_write(directory / "summary.json", json.dumps(summary, indent=2, default=str))
-        _atomic_write(directory / "SUMMARY.md", markdown.render(summary))
-        _atomic_write(directory / "report.html", html.render(summary, self._timeseries))
-        _atomic_write(directory / "timeseries.ndjson",
-                      "".join(json.dumps(line) + "\n" for line in self._timeseries))
+        redactor = self.redactor
+        summary = redactor.redact_obj(self.summary_dict())
+        self.write_file("summary.json", json.dumps(summary, indent=2, default=str), data=True)
+        self.write_file("SUMMARY.md", markdown.render(summary))
+        self.write_file("report.html", html.render(summary, self._timeseries))
+        self.write_file("timeseries.ndjson",  # its lines were redacted as they came
+                        "".join(json.dumps(line) + "\n" for line in self._timeseries), data=True)
         return directory
 
+    def write_file(self, name: str, text: str, *, data: bool = False) -> Path | None:
+        """Write an artifact of the run folder: the one way files are written, so every one is
+        redacted. ``data``: JSON made from ``redactor.redact_obj`` data, where only the known
+        secrets are replaced (the patterns could break its syntax; its values are clean)."""
+        directory = self.run_dir
+        if directory is None:
+            return None
+        redactor = self.redactor
+        text = redactor.redact_literals(text) if data else redactor.redact(text)
+        _atomic_write(directory / name, text)
+        return directory / name
+
     def terminal_summaries(self) -> list[str]:
-        return [terminal.render(self.results[n]) for n in self.order]
+        return [self.redactor.redact(terminal.render(self.results[n])) for n in self.order]
 
 
 def build_result(nodeid: str, executor: dict[str, Any], measured: Measurements,

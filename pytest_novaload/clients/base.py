@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.allowlist import Allowlist
+
 if TYPE_CHECKING:
     from pytest_novaload.metrics import MetricStore
 
@@ -40,6 +42,9 @@ class ClientContext:
     # The VU's tags for every sample right now: ("scenario", name) and, inside vu.group,
     # ("group", path), as k6 tags every sample; one tuple, swapped when they change.
     base_tags: Callable[[], Tags] = no_tags
+    # The hosts load may go to besides loopback: every client checks each target once, before
+    # any DNS lookup or connection (pytest_novaload.allowlist; default: loopback only).
+    allowlist: Allowlist = field(default_factory=Allowlist)
 
     def report(self, metric: str, error_type: str, example: str) -> None:
         """Hand one failure's cause to ``on_error``: the one call every client makes. A broken

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError
 
@@ -35,8 +36,12 @@ DB_OPTIONS: dict[str, str] = {
 class DbPool:
     """The asyncpg pool shared by every VU of one generator process; created on first use."""
 
-    def __init__(self, dsn: str | None = None, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, dsn: str | None = None, options: Mapping[str, Any] | None = None,
+                 allowlist: Allowlist | None = None) -> None:
+        """``allowlist``: the hosts the pool may connect to besides loopback (default:
+        loopback and local sockets only), checked before the pool is created."""
         self._dsn = dsn
+        self._allowlist = allowlist or Allowlist()
         self._options = options
         self._pool: Any = None
         self._lock: asyncio.Lock | None = None
@@ -59,6 +64,8 @@ class DbPool:
                 if not dsn:
                     raise ConfigError("vu.db: DATABASE_URL is not set; set it to a PostgreSQL "
                                       "DSN such as postgresql://user@127.0.0.1:5432/novacron")
+                self._allowlist.check_dsn(dsn, what="DATABASE_URL" if not self._dsn else "dsn",
+                                          env=env)
                 opts = self._options if self._options is not None else options
                 kwargs, self.acquire_timeout = pool_kwargs(opts)
                 import asyncpg  # here, not at import: collection imports this module

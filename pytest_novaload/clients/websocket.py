@@ -371,6 +371,8 @@ class WsClient:
                 if not kept.closed:
                     return kept
                 await kept.close()  # the peer dropped it: record the outcome, then reopen
+        # Once per connection, before DNS and connect (memoised per host in the allowlist).
+        self._ctx.allowlist.check_url(url, what="vu.ws URL")
         sinks = self._sinks_for(name)
         start = time.perf_counter()
         try:

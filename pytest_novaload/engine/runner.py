@@ -20,9 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.executors import ExecutorConfig
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
 
 Progress = Callable[["Snapshot"], None]
@@ -80,13 +82,18 @@ class LoadRunner:
                  thresholds: tuple[Threshold, ...] = (), rank: int = 0, world: int = 1,
                  store: MetricStore | None = None, progress: Progress | None = None,
                  timeseries_keys: tuple[str, ...] = (), test_id: str = "",
-                 keep_windows: bool = False, on_window: WindowSink | None = None) -> None:
+                 keep_windows: bool = False, on_window: WindowSink | None = None,
+                 allowlist: Allowlist | None = None, redactor: Redactor | None = None) -> None:
+        """``allowlist``: the hosts the clients may load besides loopback (default: loopback
+        only); ``redactor``: hides secrets in error examples (default: the env's)."""
         self.plan = plan.shard(rank, world)
         self.mix = ScenarioMix(scenario)
         self.store = store if store is not None else MetricStore()
         self.rt = RunContext(self.store, self.mix, dict(env),
                              {k: dict(v) for k, v in (client_options or {}).items()},
-                             rank=rank, world=world)
+                             rank=rank, world=world,
+                             errors=ErrorLog(redactor or Redactor.from_env(env)),
+                             allowlist=allowlist or Allowlist())
         self.rt.on_fatal = self.request_abort
         self.rt.reserve(self.plan.initial_vus(rank, world))
         self.abort_thresholds = tuple(t for t in thresholds if t.abort_on_fail)

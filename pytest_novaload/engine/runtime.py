@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import Counter, MetricStore, Rate, Tags, Trend, make_tags
 from pytest_novaload.metrics.builtins import define_builtins
@@ -91,6 +92,7 @@ class RunContext:
     rank: int = 0
     world: int = 1
     errors: ErrorLog = field(default_factory=ErrorLog)
+    allowlist: Allowlist = field(default_factory=Allowlist)  # hosts besides loopback
     allocated: int = 0
     reserved: int = 0
     active: int = 0
@@ -147,7 +149,8 @@ class RunContext:
     def db_pool(self) -> DbPool:
         if self._db_pool is None:
             from pytest_novaload.clients.postgres import DbPool
-            self._db_pool = DbPool(options=self.client_options.get("db", {}))
+            self._db_pool = DbPool(options=self.client_options.get("db", {}),
+                                   allowlist=self.allowlist)
         return self._db_pool
 
     async def iterate(self, vu: VU) -> None:

@@ -42,7 +42,8 @@ class VU:
     def _ctx(self) -> ClientContext:
         return ClientContext(store=self._rt.store, vu_id=self.id, env=self._rt.env,
                              options=self._rt.client_options,
-                             on_error=self._rt.errors.record, base_tags=self._base_tags)
+                             on_error=self._rt.errors.record, base_tags=self._base_tags,
+                             allowlist=self._rt.allowlist)
 
     def _base_tags(self) -> tuple[tuple[str, str], ...]:
         return self.base_tags

@@ -11,7 +11,10 @@ reading is "ReadError"...), so both HTTP transports report alike.
 is the rate whose failed sample the error explains: ``iteration_failed`` for scenario
 exceptions, ``http_req_failed``, ``ws_failed``, ``db_query_failed`` for the clients (and any
 other rate later, e.g. ``checks``), so every failed sample can be listed with its cause. It
-merges like the metrics do (xdist) and round-trips through plain lists.
+merges like the metrics do (xdist) and round-trips through plain lists. It is where every
+example and traceback is captured, so it is where they are redacted (``redact.Redactor``: the
+API token, target passwords, echoed Authorization/Cookie values), once per kept example,
+never per failure: nothing unredacted is ever stored, merged or sent over the xdist wire.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+
+from pytest_novaload.redact import Redactor, redactor_from_env
 
 __all__ = ["ITERATION_FAILED", "LISTED", "ErrorInfo", "ErrorLog", "ErrorTag", "Phase",
            "error_tag"]
@@ -106,16 +111,21 @@ class ErrorInfo:
 class ErrorLog:
     """Failures by (metric, type), each counted with its first example (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        """``redactor``: hides secrets in examples (default: the environment's, at capture)."""
         self._by_key: dict[tuple[str, str], ErrorInfo] = {}
+        self.redactor = redactor
+
+    def _redactor(self) -> Redactor:
+        return self.redactor if self.redactor is not None else redactor_from_env()
 
     def record(self, metric: str, type: str, example: str,
                count: int = 1) -> None:
         """Count ``count`` failed samples of ``metric`` caused by ``type``."""
         info = self._by_key.get((metric, type))
         if info is None:
-            info = self._by_key[(metric, type)] = ErrorInfo(type, 0, example[:EXAMPLE_MAX],
-                                                            "", metric)
+            info = self._by_key[(metric, type)] = ErrorInfo(
+                type, 0, self._redactor().clip(example, EXAMPLE_MAX), "", metric)
         info.count += count
 
     def add(self, exc: BaseException) -> None:
@@ -123,9 +133,11 @@ class ErrorLog:
         tag = error_tag(exc)
         info = self._by_key.get((ITERATION_FAILED, tag.type))
         if info is None:
+            redactor = self._redactor()
             info = self._by_key[(ITERATION_FAILED, tag.type)] = ErrorInfo(
-                tag.type, 0, str(tag),
-                "".join(traceback.format_exception(exc))[-TRACEBACK_MAX:])
+                tag.type, 0, redactor.redact(str(tag)),
+                redactor.clip("".join(traceback.format_exception(exc)), TRACEBACK_MAX,
+                              keep="tail"))
         info.count += 1
 
     def merge(self, other: ErrorLog) -> None:

@@ -5,9 +5,10 @@ its origin), options, timeouts, redirects and the choice of transport. Encoding 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.clients.http.encoding import (
@@ -25,6 +26,7 @@ from pytest_novaload.clients.http.response import Response
 from pytest_novaload.clients.http.transport import Transport
 from pytest_novaload.clients.http.via_httpx import HttpxTransport
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.redact import display_target
 
 __all__ = ["HttpClient"]
 
@@ -42,6 +44,17 @@ def _port(scheme: str, parts: Any) -> int:
     return int(port) if port is not None else (80 if scheme == "http" else 443)
 
 
+def _split_userinfo(parts: Any) -> tuple[str, str | None]:
+    """(netloc without user info, the ``Authorization: Basic`` value it makes or None): httpx
+    sends a URL's ``user:password`` as Basic auth, percent-decoded, UTF-8."""
+    userinfo, sep, hostport = parts.netloc.rpartition("@")
+    if not sep:
+        return parts.netloc, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return hostport, "Basic " + base64.b64encode(pair).decode("ascii")
+
+
 class HttpClient:
     """One per VU: ``get/post/put/patch/delete/head/options/request`` like httpx.AsyncClient.
 
@@ -54,16 +67,22 @@ class HttpClient:
         self._timeout = opts.timeout
         self._base_prefix: str | None = None
         self._api_origin: tuple[str, str, int] | None = None
+        self._allowlist = ctx.allowlist
+        api_auth = None
         api_url = ctx.env.get("API_URL")
         if api_url:
             parts = urlsplit(api_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"API_URL={api_url!r}: expected an http:// or https:// URL "
-                                  "such as 'http://127.0.0.1:8000'; fix the environment variable")
+                raise ConfigError(f"API_URL={display_target(api_url)!r}: expected an http:// "
+                                  "or https:// URL such as 'http://127.0.0.1:8000'; fix the "
+                                  "environment variable")
+            self._allowlist.check(parts.hostname, url=api_url, what="API_URL")
+            netloc, api_auth = _split_userinfo(parts)
             path = parts.path if parts.path.endswith("/") else parts.path + "/"
-            self._base_prefix = f"{parts.scheme}://{parts.netloc}{path}"
+            self._base_prefix = f"{parts.scheme}://{netloc}{path}"
             self._api_origin = (parts.scheme, parts.hostname, _port(parts.scheme, parts))
-        self._encoder = Encoder(opts.headers, ctx.env.get("API_TOKEN"), opts.keep_alive)
+        self._encoder = Encoder(opts.headers, ctx.env.get("API_TOKEN"), opts.keep_alive,
+                                authorization=api_auth)
         self._targets: dict[tuple[str, str], Target] = {}
         meter = HttpMeter(ctx)
         #: The two transports: the lean one with its connection pool (plain http://), httpx.
@@ -251,7 +270,13 @@ class HttpClient:
         scheme = parts.scheme.lower()
         host = parts.hostname
         if not host:
-            raise ConfigError(f"URL {url!r}: no host; expected http://host[:port]/path")
+            raise ConfigError(f"URL {display_target(url)!r}: no host; expected "
+                              "http://host[:port]/path")
+        self._allowlist.check(host, url=full, what="vu.http URL")  # memoised per host
+        auth = None
+        if "@" in parts.netloc:  # user info: sent as Basic auth (as httpx does), never shown
+            netloc, auth = _split_userinfo(parts)
+            full = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         port = _port(scheme, parts)
         path = parts.path or "/"
         request_target = quote(path, safe="/%!$&'()*+,;=:@-._~")
@@ -259,7 +284,7 @@ class HttpClient:
             request_target += "?" + quote(parts.query, safe="/?%!$&'()*+,;=:@-._~")
         target = self._encoder.target(method, full.split("#", 1)[0], path, scheme, host, port,
                                       request_target, self._api_origin == (scheme, host, port),
-                                      not self._options.force_httpx)
+                                      not self._options.force_httpx, authorization=auth)
         if len(self._targets) >= _TARGET_CACHE_MAX:
             self._targets.clear()  # dynamic URLs (/vms/123...): keep the cache bounded
         self._targets[key] = target

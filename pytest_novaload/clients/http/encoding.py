@@ -179,9 +179,10 @@ class Encoder:
     """Turns a call's params, headers and body into a `Request` for one `Target`."""
 
     def __init__(self, option_headers: Sequence[tuple[str, str]], token: str | None,
-                 keep_alive: bool) -> None:
+                 keep_alive: bool, *, authorization: str | None = None) -> None:
         """The default headers: User-Agent, Accept, the ``headers`` option, Connection: close
-        without keep-alive; the API origin's also carry ``Authorization: Bearer <token>``."""
+        without keep-alive; the API origin's also carry ``Authorization: Bearer <token>``, or
+        ``authorization`` when given (API_URL's user info as Basic auth, as httpx sends it)."""
         headers: _Headers = {"user-agent": ("User-Agent", USER_AGENT),
                              "accept": ("Accept", "*/*")}
         for hname, hvalue in option_headers:
@@ -190,14 +191,24 @@ class Encoder:
             headers["connection"] = ("Connection", "close")
         self.common = headers
         self.api = dict(headers)
-        if token:
+        if authorization:
+            self.api["authorization"] = ("Authorization", authorization)
+        elif token:
             self.api["authorization"] = ("Authorization", f"Bearer {token}")
         self.common_block = b"".join(header_line(n, v) for n, v in self.common.values())
         self.api_block = b"".join(header_line(n, v) for n, v in self.api.values())
 
     def target(self, method: str, url: str, name: str, scheme: str, host: str, port: int,
-               request_target: str, origin_api: bool, fast: bool) -> Target:
-        """The `Target` of a resolved URL, with the API origin's headers when ``origin_api``."""
+               request_target: str, origin_api: bool, fast: bool, *,
+               authorization: str | None = None) -> Target:
+        """The `Target` of a resolved URL, with the API origin's headers when ``origin_api``;
+        ``authorization`` (the URL's own user info as Basic auth) over either."""
+        if authorization:
+            defaults = dict(self.api if origin_api else self.common)
+            defaults["authorization"] = ("Authorization", authorization)
+            block = b"".join(header_line(n, v) for n, v in defaults.values())
+            return Target(method, url, name, scheme, host, port, request_target, defaults,
+                          block, fast)
         if origin_api:
             return Target(method, url, name, scheme, host, port, request_target, self.api,
                           self.api_block, fast)
