@@ -3,7 +3,7 @@
 The plugin creates it, keeps it on ``config.stash`` and delegates to it. It knows nothing of
 pytest: it takes plain values and callables (a ``write`` for the terminal, a ``Shard`` for xdist).
 
-It is the choke point for secrets (``redact``): every artifact (`_write_file`), run.log line
+It is the choke point for secrets (``redact``): every artifact (`write_file`), run.log line
 (`_log`), terminal text (``write``, progress included, and `terminal_summaries`) and failure
 message (`_failure`) passes through `redactor`; error examples are redacted where they are
 captured (``ErrorLog``). Targets are checked against the allowlist before any load.
