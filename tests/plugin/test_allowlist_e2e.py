@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +206,30 @@ def test_an_allowed_host_passes_the_check_and_fails_as_the_network_does(
     source = {"cli": "--load-allow-hosts", "env": "NOVALOAD_ALLOW_HOSTS",
               "ini": "ini load_allow_hosts"}[how]
     assert f"load_allow_hosts=loopback,10.0.0.0/8,api.example ({source})" in out, out[:2000]
+
+
+DB_POOL = '''
+import asyncio
+from pytest_novaload.clients.db_pool import DbPool
+from pytest_novaload.errors import TargetRefused
+
+async def main():
+    for dsn in ("postgresql://app:S3cretDbPw@10.255.1.2/app", "host=db.internal user=app"):
+        try:
+            await DbPool(dsn).get({}, {})
+        except TargetRefused as exc:
+            print("REFUSED", exc)
+asyncio.run(main())
+'''
+
+
+def test_the_db_pool_refuses_a_dsn_off_the_list_before_it_connects(tmp_path: Path) -> None:
+    script = tmp_path / "pool.py"
+    script.write_text(DB_POOL)
+    inner = f"ip link set lo up && exec {_quote(sys.executable)} {_quote(str(script))}"
+    proc = subprocess.run(["unshare", "-n", "bash", "-c", inner], capture_output=True,
+                          text=True, timeout=scaled(60))
+    out = proc.stdout + proc.stderr
+    assert out.count("REFUSED") == 2, out
+    assert "host '10.255.1.2' (dsn postgresql://app:***@10.255.1.2/app)" in out
+    assert "host 'db.internal'" in out and "S3cretDbPw" not in out
