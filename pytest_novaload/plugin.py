@@ -320,17 +320,21 @@ def load(request: pytest.FixtureRequest) -> Load:
         spec = LoadSpec.parse(marker.kwargs, tuple(marker.args))
     session = _session(request.config)
     nodeid = item.nodeid
-    try:  # a target outside the allowlist errors the test before any load (and any packet)
+    refused: str | None = None
+    try:  # a target outside the allowlist errors the test before any load (or packet)
         session.check_targets()
     except TargetRefused as exc:
-        pytest.fail(str(exc), pytrace=False)
+        refused = str(exc)
+    if refused is not None:  # out of the except block: the failure shows the message alone
+        pytest.fail(refused, pytrace=False)
 
     def run(scenario: Any, store: Any) -> Any:
         __tracebackhide__ = True
         try:
             return session.run_load(nodeid, spec, scenario, store)
         except TargetRefused as exc:  # a fixture set a refused target after set-up
-            pytest.fail(str(exc), pytrace=False)
+            message = str(exc)
+        pytest.fail(message, pytrace=False)
 
     return Load(nodeid, run, spec.thresholds)
 
