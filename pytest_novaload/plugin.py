@@ -224,6 +224,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     tr = config.pluginmanager.get_plugin("terminalreporter")
     write = None
+    width = None
     isatty = False
     if tr is not None:
         capman = config.pluginmanager.get_plugin("capturemanager")
@@ -236,9 +237,16 @@ def pytest_configure(config: pytest.Config) -> None:
             with capman.global_and_fixture_disabled():
                 tr.write(text, flush=True)
 
+        def width() -> int:
+            # Measured with capture off too: under fd capture stdout is a file, not the tty.
+            if capman is None:
+                return int(config.get_terminal_writer().fullwidth)
+            with capman.global_and_fixture_disabled():
+                return int(config.get_terminal_writer().fullwidth)
+
         isatty = bool(tr.hasmarkup)
     controller = _xdist_controller(config)
-    session = NovaloadSession(options, write=write, isatty=isatty,
+    session = NovaloadSession(options, write=write, isatty=isatty, width=width,
                               rootdir=Path(str(config.rootpath)),
                               outputs=outputs(controller=controller))
     config.stash[session_key] = session

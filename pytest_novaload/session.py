@@ -81,8 +81,10 @@ class NovaloadSession:
 
     def __init__(self, options: Options, *, write: Callable[[str], None] | None = None,
                  isatty: bool = False, shard: Shard | None = None,
-                 rootdir: Path | None = None, outputs: Outputs | None = None) -> None:
+                 rootdir: Path | None = None, outputs: Outputs | None = None,
+                 width: Callable[[], int] | None = None) -> None:
         self.options = options
+        self.width = width   # the terminal's columns now, for the live progress line
         self.outputs = outputs or Outputs()  # --load-out: fed while each load runs
         self.output_notes: list[str] = []   # xdist: what the workers' outputs said
         self._secrets: list[str] = []
@@ -115,7 +117,8 @@ class NovaloadSession:
         self.note_targets()
         redactor = self.redactor
         progress = None if self.shard is not None else LiveProgress.create(
-            self.write, nodeid, mode=self.options.progress, isatty=self.isatty)
+            self.write, nodeid, mode=self.options.progress, isatty=self.isatty,
+            width=self.width)
         outs = self.outputs
         outs.start_test(nodeid, store, spec.thresholds)
 

@@ -23,6 +23,7 @@ from typing import Any
 from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.executors import ExecutorConfig
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
+from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
@@ -42,6 +43,7 @@ class Snapshot:
     vus_max: int
     iterations: int
     store: MetricStore
+    stage_ends: tuple[float, ...] = ()   # when each stage ends; () for plans without stages
 
 
 @dataclass
@@ -98,6 +100,7 @@ class LoadRunner:
         self.rt.reserve(self.plan.initial_vus(rank, world))
         self.abort_thresholds = tuple(t for t in thresholds if t.abort_on_fail)
         self.progress = progress
+        self._stage_ends = stage_ends(self.plan.describe())
         self.timeseries_keys = timeseries_keys
         self.test_id = test_id
         self.keep_windows = keep_windows
@@ -227,7 +230,7 @@ class LoadRunner:
         return Snapshot(elapsed=now - self._t_start,
                         planned=self.plan.planned_duration(), vus=self.rt.active,
                         vus_max=self.rt.vus_max, iterations=int(its.value("count")),
-                        store=self.store)
+                        store=self.store, stage_ends=self._stage_ends)
 
     def _check_aborts(self) -> None:
         if not self.abort_thresholds or self._abort_reason is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -251,3 +252,19 @@ def parse_stages(raw: Sequence[object]) -> tuple[list[tuple[object, object]], li
             problems.append(
                 f"stages[{i}] = {entry!r}: expected a (duration, target) pair such as ('30s', 100)")
     return pairs, problems
+
+
+def stage_ends(executor: Mapping[str, Any]) -> tuple[float, ...]:
+    """When each stage ends (seconds from the start), read from the plan as summary.json shows
+    it (``ExecutorConfig.describe()``: the controller only has that form); () without stages."""
+    from pytest_novaload.units import parse_duration
+
+    ends: list[float] = []
+    total = 0.0
+    try:
+        for duration, _target in executor.get("stages") or ():
+            total += parse_duration(duration)
+            ends.append(total)
+    except (TypeError, ValueError, ArithmeticError):
+        return ()
+    return tuple(ends)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,69 +16,114 @@ if TYPE_CHECKING:
 WIDTH = 34
 
 
-def progress_line(nodeid: str, s: Snapshot) -> str:
-    """``test_x  12s/60s  vus 40/100  iters 1234  reqs 5678 (473/s)  p95 12.3ms  failed 0.0%``
+def _clock(seconds: float) -> str:
+    """12s, 4m05s, 1h02m: short and fixed-format, so the line does not jump around."""
+    t = max(0, int(seconds))
+    if t < 60:
+        return f"{t}s"
+    if t < 3600:
+        return f"{t // 60}m{t % 60:02d}s"
+    return f"{t // 3600}h{t % 3600 // 60:02d}m"
 
-    The protocol part follows what the test uses: HTTP requests, database queries or
-    WebSocket messages."""
-    parts = [nodeid.rsplit("::", 1)[-1], f"{s.elapsed:.0f}s/{s.planned:.0f}s",
-             f"vus {s.vus}/{s.vus_max}", f"iters {s.iterations}"]
+
+def stage_label(elapsed: float, planned: float, ends: tuple[float, ...]) -> str:
+    """"stage 2/3" while a stage runs, "stopping" after the plan (graceful stop/ramp-down),
+    "" for a plan without stages that is still running."""
+    if elapsed >= planned > 0:
+        return "stopping"
+    if len(ends) < 2:
+        return ""
+    index = next((i for i, end in enumerate(ends) if elapsed < end), len(ends) - 1)
+    return f"stage {index + 1}/{len(ends)}"
+
+
+def progress_line(nodeid: str, s: Snapshot, prev: tuple[float, int] | None = None) -> str:
+    """``test_x  stage 2/3  12s/1m00s  vus 40/100  473 reqs/s  p95 12.3ms p99 20.1ms
+    failed 0.00%  (5678 reqs, 1234 iters)``
+
+    The protocol part follows what the test uses: HTTP requests, database queries or WebSocket
+    messages. The rate is over the time since ``prev`` (elapsed, count of that protocol's
+    counter, as ``protocol_count`` gives), else since the start; p95/p99 and the failure rate
+    are over the whole run so far."""
+    parts = [nodeid.rsplit("::", 1)[-1]]
+    stage = stage_label(s.elapsed, s.planned, s.stage_ends)
+    if stage:
+        parts.append(stage)
+    parts += [f"{_clock(s.elapsed)}/{_clock(s.planned)}", f"vus {s.vus}/{s.vus_max}"]
     store = s.store
-    for count, label, trend, failed in PROGRESS_METRICS:
-        if count not in store:
-            continue
-        n = int(store.aggregate(count).value("count"))
-        if n == 0:
-            continue
-        rate = n / s.elapsed if s.elapsed > 0 else 0.0
-        parts.append(f"{label} {n} ({rate:.0f}/s)")
-        if trend and trend in store:
-            dur = store.aggregate(trend)
-            if not dur.empty:
-                parts.append(f"p95 {dur.value('p(95)'):.1f}ms")
-        if failed and failed in store:
-            rate_sink = store.aggregate(failed)
-            if not rate_sink.empty:
-                parts.append(f"failed {rate_sink.value('rate') * 100:.2f}%")
-        break
+    found = _protocol(s)
+    totals = f"{s.iterations} iters"
+    if found is not None:
+        (_count, label, trend, failed), n = found
+        t0, n0 = prev if prev is not None and prev[0] < s.elapsed else (0.0, 0)
+        rate = (n - n0) / (s.elapsed - t0) if s.elapsed > t0 else 0.0
+        parts.append(f"{rate:.0f} {label}/s")
+        dur = store.aggregate(trend) if trend in store else None
+        if dur is not None and not dur.empty:
+            parts.append(f"p95 {_fmt_ms(dur.value('p(95)'))} p99 {_fmt_ms(dur.value('p(99)'))}")
+        rate_sink = store.aggregate(failed) if failed in store else None
+        if rate_sink is not None and not rate_sink.empty:
+            parts.append(f"failed {rate_sink.value('rate') * 100:.2f}%")
+        totals = f"{n} {label}, {totals}"
+    parts.append(f"({totals})")
     return "  ".join(parts)
 
 
+def _protocol(s: Snapshot) -> tuple[tuple[str, str, str, str], int] | None:
+    """The first protocol of PROGRESS_METRICS the test used, with its counter's count."""
+    for entry in PROGRESS_METRICS:
+        if entry[0] in s.store:
+            n = int(s.store.aggregate(entry[0]).value("count"))
+            if n:
+                return entry, n
+    return None
+
+
 class LiveProgress:
-    """Live progress of one load test: on a TTY one line rewritten in place, otherwise a line
-    every 10 s. It starts below pytest's own line for the test and is left in place when the
-    run ends, so pytest's result marker is never overwritten. The session shows one process's
-    run with it, the xdist controller every shard merged (``suffix`` "[2 shards]")."""
+    """Live progress of one load test: on a TTY one line rewritten in place (cut to the
+    terminal's width, so it never wraps), otherwise a line every 10 s for CI logs. It starts
+    below pytest's own line for the test and is left in place when the run ends, so pytest's
+    result marker is never overwritten. The session shows one process's run with it, the
+    xdist controller every shard merged (``suffix`` "[2 shards]")."""
+
+    EVERY = 10.0   # seconds between lines when not on a TTY
 
     def __init__(self, write: Callable[[str], None], nodeid: str, *, tty: bool,
-                 suffix: str = "") -> None:
+                 suffix: str = "", width: Callable[[], int] | None = None) -> None:
         self.write = write
         self.nodeid = nodeid
         self.tty = tty
         self.suffix = suffix
-        self._last = -10.0
+        self.width = width or (lambda: shutil.get_terminal_size((150, 24)).columns)
+        self._last = -self.EVERY
         self._shown = False
+        self._prev: tuple[float, int] | None = None
 
     @classmethod
     def create(cls, write: Callable[[str], None] | None, nodeid: str, *, mode: str,
-               isatty: bool, suffix: str = "") -> LiveProgress | None:
+               isatty: bool, suffix: str = "",
+               width: Callable[[], int] | None = None) -> LiveProgress | None:
         """None when there is no terminal or ``mode`` is "off"; "auto" follows ``isatty``,
-        "tty" and "lines" force one style."""
+        "tty" and "lines" force one style. ``width`` gives the terminal's columns."""
         if write is None or mode == "off":
             return None
         return cls(write, nodeid, tty=isatty if mode == "auto" else mode == "tty",
-                   suffix=suffix)
+                   suffix=suffix, width=width)
 
     def show(self, s: Snapshot) -> None:
-        line = progress_line(self.nodeid, s) + self.suffix
+        if not self.tty and s.elapsed - self._last < self.EVERY:
+            return
+        line = progress_line(self.nodeid, s, self._prev) + self.suffix
+        found = _protocol(s)
+        self._prev = (s.elapsed, found[1] if found is not None else 0)
         lead = "" if self._shown else "\n"
+        self._shown = True
         if self.tty:
-            self.write(lead + "\r" + line[:150].ljust(150))
-            self._shown = True
-        elif s.elapsed - self._last >= 10.0:
+            # \r, the line cut to the width, then erase the rest of the old one (ESC [K).
+            self.write(lead + "\r" + line[:max(20, self.width() - 1)] + "\x1b[K")
+        else:
             self._last = s.elapsed
             self.write(lead + line + "\n")
-            self._shown = True
 
     def end(self) -> None:
         """The run is over: end the rewritten line, so what follows starts on its own."""

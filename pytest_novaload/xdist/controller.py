@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_novaload.engine.runner import Snapshot
+from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.reporting.terminal import LiveProgress
 from pytest_novaload.session import NovaloadSession, build_result
 from pytest_novaload.thresholds import abort_check, judge
@@ -292,7 +293,8 @@ class Coordinator:
         if self._progress is None or self._progress.nodeid != run.nodeid:
             self._progress = LiveProgress.create(
                 self.session.write, run.nodeid, mode=self.session.options.progress,
-                isatty=self.session.isatty, suffix=f"  [{run.world} shards]")
+                isatty=self.session.isatty, suffix=f"  [{run.world} shards]",
+                width=self.session.width)
         if self._progress is None:
             return
         latest = list(run.live.latest.values())
@@ -300,7 +302,7 @@ class Coordinator:
                         planned=max(p.planned for p in latest),
                         vus=sum(p.vus for p in latest), vus_max=sum(p.vus_max for p in latest),
                         iterations=sum(p.iterations for p in latest),
-                        store=run.windows.total)
+                        store=run.windows.total, stage_ends=stage_ends(run.meta.executor))
         with contextlib.suppress(Exception):
             self._progress.show(snap)
 
