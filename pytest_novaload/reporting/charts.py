@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-__all__ = ["CHART_H", "CHART_W", "Points", "esc", "finite", "fmt_num", "line_chart",
-           "timeseries_charts"]
+__all__ = ["CHART_H", "CHART_W", "PROTOCOLS", "Points", "esc", "finite", "fmt_num", "line_chart",
+           "protocol", "threshold_limits", "timeseries_charts"]
 
 Points = Sequence[tuple[float, float]]
 
@@ -52,10 +53,16 @@ def finite(v: Any) -> float | None:
 
 # -- charts --------------------------------------------------------------------------------------
 
-def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "") -> str:
+def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "",
+               limits: Sequence[tuple[str, float]] = (),
+               stages: Sequence[float] = ()) -> str:
     """An inline SVG line chart: one polyline per named series of (x, y) points, axes with
-    min/max labels, a title and a legend giving each series' min and max.
+    min/mid/max labels and ``unit`` along the y axis, a title and a legend giving each
+    series' range (min–max).
 
+    ``limits`` are (label, y) threshold limits drawn as dashed red lines (the axis stretches
+    to a limit up to 1.5x the data's maximum; a higher one is named "off scale" under the x
+    axis); ``stages`` are x positions (seconds) of stage boundaries, drawn as dotted lines.
     The y axis starts at 0 (or below it, for negative data). Points that are not finite are
     dropped; an empty chart says "no data"; a single point is drawn as a dot.
     """
@@ -74,6 +81,8 @@ def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "") -> s
         return "".join(out)
     xmin, xmax = min(p[0] for p in every), max(p[0] for p in every)
     ymin, ymax = min(0.0, *(p[1] for p in every)), max(p[1] for p in every)
+    drawn = [(label, y) for label, y in limits if math.isfinite(y) and ymin <= y <= 1.5 * ymax]
+    ymax = max([ymax, *(y for _, y in drawn)])
     if ymax <= ymin:
         ymax = ymin + 1.0
     xspan = xmax - xmin
@@ -84,23 +93,39 @@ def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "") -> s
     def sy(y: float) -> float:
         return y1 - (y - ymin) / (ymax - ymin) * (y1 - y0)
 
-    suffix = f" {unit}" if unit else ""
     out += [f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#9ca3af"/>',
             f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#9ca3af"/>',
             f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#f3f4f6"/>',
             f'<text x="{x0 - 4}" y="{y0 + 4}" text-anchor="end" font-size="11">'
             f'{esc(fmt_num(ymax))}</text>',
+            f'<text transform="translate(12 {(y0 + y1) / 2:.0f}) rotate(-90)" '
+            f'text-anchor="middle" font-size="10" fill="#6b7280">{esc(unit)}</text>',
+            f'<line x1="{x0}" y1="{sy((ymin + ymax) / 2):.1f}" x2="{x1}" '
+            f'y2="{sy((ymin + ymax) / 2):.1f}" stroke="#f3f4f6"/>',
+            f'<text x="{x0 - 4}" y="{sy((ymin + ymax) / 2) + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{esc(fmt_num((ymin + ymax) / 2))}</text>',
             f'<text x="{x0 - 4}" y="{y1}" text-anchor="end" font-size="11">'
             f'{esc(fmt_num(ymin))}</text>',
             f'<text x="{x0}" y="{y1 + 16}" font-size="11">{esc(fmt_num(xmin))} s</text>',
             f'<text x="{x1}" y="{y1 + 16}" text-anchor="end" font-size="11">'
             f'{esc(fmt_num(xmax))} s</text>']
+    for n, x in enumerate(stages, start=1):
+        if xmin < x < xmax:
+            out.append(f'<line x1="{sx(x):.1f}" y1="{y0}" x2="{sx(x):.1f}" y2="{y1}" '
+                       'stroke="#9ca3af" stroke-dasharray="2 3"/>'
+                       f'<text x="{sx(x) + 3:.1f}" y="{y0 + 10}" font-size="9" '
+                       f'fill="#6b7280">stage {n + 1}</text>')
+    for label, y in drawn:
+        out.append(f'<line x1="{x0}" y1="{sy(y):.1f}" x2="{x1}" y2="{sy(y):.1f}" '
+                   f'stroke="#b91c1c" stroke-dasharray="5 3"/><text x="{x1 - 2}" '
+                   f'y="{sy(y) + (11 if sy(y) < y0 + 12 else -3):.1f}" text-anchor="end" '
+                   f'font-size="10" fill="#b91c1c">{esc(label)}</text>')
     legend: list[str] = []
     for i, (name, pts) in enumerate(clean.items()):
         colour = COLOURS[i % len(COLOURS)]
         if pts:
             lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
-            label = f"{name} (min {fmt_num(lo)}, max {fmt_num(hi)}{suffix})"
+            label = f"{name} {fmt_num(lo)}–{fmt_num(hi)}"
             coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in
                               _thin([(sx(x), sy(y)) for x, y in sorted(pts)]))
             out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" '
@@ -112,6 +137,11 @@ def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "") -> s
             label = f"{name} (no data)"
         gap = ' dx="12"' if legend else ""
         legend.append(f'<tspan{gap} fill="{colour}">{esc(label)}</tspan>')
+    above = [label for label, y in limits if (label, y) not in drawn and math.isfinite(y)]
+    if above:   # under the x axis, between its end labels: the legend stays one line
+        out.append(f'<text x="{(x0 + x1) / 2:.0f}" y="{y1 + 16}" text-anchor="middle" '
+                   f'font-size="10" fill="#b91c1c">{esc("off scale: " + ", ".join(above))}'
+                   '</text>')
     # tspans flow one after the other, so labels never overlap whatever their length
     out.append(f'<text x="8" y="32" font-size="11">{"".join(legend)}</text></svg>')
     return "".join(out)
@@ -151,28 +181,70 @@ def _points(rows: Mapping[int, Mapping[str, Any]], field: str,
     return pts
 
 
-def timeseries_charts(lines: Sequence[Mapping[str, Any]]) -> str:
-    """The charts of one test from its time-series lines: requests (or iterations) per
-    second, latency p95/avg, errors per second and active VUs."""
+# (counter, its unit, latency trend, failure rate, what one is): the first the test used
+PROTOCOLS = (
+    ("http_reqs", "req", "http_req_duration", "http_req_failed", "HTTP request"),
+    ("db_queries", "query", "db_query_duration", "db_query_failed", "query"),
+    ("ws_msgs_received", "msg", "ws_msg_latency", "ws_failed", "WebSocket message"),
+)
+_LIMIT = re.compile(r"^\s*(avg|min|max|med|p\(\s*[\d.]+\s*\)|rate|count|value)\s*"
+                    r"(<=|<|>=|>|===|==|!=)\s*(-?[\d.]+(?:e[-+]?\d+)?)\s*$")
+
+
+def protocol(metrics: Iterable[str]) -> tuple[str, str, str, str, str] | None:
+    """The entry of PROTOCOLS for what the test measured (HTTP, then queries, then
+    WebSocket messages), or None when it only ran iterations."""
+    present = set(metrics)
+    return next((p for p in PROTOCOLS if p[0] in present), None)
+
+
+def threshold_limits(thresholds: Iterable[Mapping[str, Any]], metric: str,
+                     stats: Iterable[str]) -> list[tuple[str, float]]:
+    """(label, limit) of the thresholds on ``metric`` (untagged) whose aggregation is one of
+    ``stats``: "p(95)<500" -> ("p(95)<500", 500.0)."""
+    wanted = {st.replace(" ", "") for st in stats}
+    out = []
+    for th in thresholds:
+        if not isinstance(th, Mapping) or th.get("metric") != metric:
+            continue
+        m = _LIMIT.match(str(th.get("expression", "")))
+        if m and m.group(1).replace(" ", "") in wanted:
+            out.append((m.group(0).strip(), float(m.group(3))))
+    return out
+
+
+def timeseries_charts(lines: Sequence[Mapping[str, Any]],
+                      thresholds: Sequence[Mapping[str, Any]] = (),
+                      stage_ends: Sequence[float] = ()) -> str:
+    """The charts of one test from its time-series lines: requests, queries or messages (or
+    iterations) per second, that latency's p95/p99/avg, errors per second and active VUs;
+    each with the stage boundaries (``stage_ends``, seconds from the start) and, where a
+    threshold limits what the chart shows, its limit."""
     by = _by_metric(lines)
     t0 = min((t for rows in by.values() for t in rows), default=0)
     empty: dict[int, Mapping[str, Any]] = {}
-    charts = []
-    if "http_reqs" in by:
-        charts.append(line_chart("Requests per second",
-                                 {"requests/s": _points(by["http_reqs"], "rate", t0)}))
-    else:
-        charts.append(line_chart("Iterations per second",
-                                 {"iterations/s": _points(by.get("iterations", empty), "rate",
-                                                          t0)}))
-    dur = "http_req_duration" if "http_req_duration" in by else "iteration_duration"
+    stages = list(stage_ends)[:-1]   # the last one is the end of the run
+    proto = protocol(by)
+    count, per = (proto[0], proto[1]) if proto else ("iterations", "iter")
+    title = {"req": "Requests", "query": "Queries", "msg": "WebSocket messages received",
+             "iter": "Iterations"}[per]
+    charts = [line_chart(f"{title} per second",
+                         {f"{per}/s": _points(by.get(count, empty), "rate", t0)},
+                         unit=f"{per}/s", stages=stages,
+                         limits=threshold_limits(thresholds, count, ["rate"]))]
+    dur = proto[2] if proto and proto[2] in by else "iteration_duration"
     rows = by.get(dur, empty)
-    charts.append(line_chart(f"{dur} (ms)", {"p95": _points(rows, "p(95)", t0),
-                                             "avg": _points(rows, "avg", t0)}, unit="ms"))
+    stats = ("p(95)", "p(99)", "avg")
+    charts.append(line_chart(f"{dur} (ms)", {st.replace("(", "").replace(")", ""):
+                                             _points(rows, st, t0) for st in stats},
+                             unit="ms", stages=stages,
+                             limits=threshold_limits(thresholds, dur,
+                                                     [*stats, "med", "max", "min"])))
     errors: dict[str, Points] = {}
-    if "http_req_duration" in by:
-        errors["HTTP errors"] = _points(by["http_req_duration"], "errors", t0)
+    if proto and proto[2] in by:
+        errors[f"failed {proto[4]}s"] = _points(by[proto[2]], "errors", t0)
     errors["failed iterations"] = _points(by.get("iteration_failed", empty), "passes", t0)
-    charts.append(line_chart("Errors per second", errors))
-    charts.append(line_chart("Active VUs", {"vus": _points(by.get("vus", empty), "value", t0)}))
+    charts.append(line_chart("Errors per second", errors, unit="errors/s", stages=stages))
+    charts.append(line_chart("Active VUs", {"vus": _points(by.get("vus", empty), "value", t0)},
+                             unit="VUs", stages=stages))
     return '<div class="charts">' + "".join(charts) + "</div>"

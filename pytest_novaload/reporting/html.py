@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics.builtins import unit_of
-from pytest_novaload.reporting.charts import esc, finite, fmt_num, timeseries_charts
+from pytest_novaload.reporting.charts import esc, finite, fmt_num, protocol, timeseries_charts
 from pytest_novaload.units import format_bytes
 
 __all__ = ["render"]
@@ -32,7 +33,7 @@ h3{font-size:15px;margin:18px 0 6px}
 section{border-top:2px solid #e5e7eb;margin-top:28px;padding-top:14px}
 table{border-collapse:collapse;margin:4px 0 8px}
 th,td{border-bottom:1px solid #e5e7eb;padding:3px 10px;text-align:left;vertical-align:top}
-th{background:#f3f4f6;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f4f6;font-weight:600}td.n{white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{background:#f9fafb;padding:8px;overflow:auto;max-height:300px}
 .ok{color:#047857;font-weight:600}.bad{color:#b91c1c;font-weight:600}
@@ -227,7 +228,8 @@ def _test_section(i: int, t: Mapping[str, Any], lines: Sequence[Mapping[str, Any
     metrics = t.get("metrics") or {}
     return "".join([
         f'<section id="test-{i}"><h2>{esc(t.get("nodeid", "?"))} {_outcome(t.get("outcome"))}'
-        "</h2>", _header(t), _thresholds(t), "<h3>Over time</h3>", timeseries_charts(lines),
+        "</h2>", _header(t), _thresholds(t), "<h3>Over time</h3>",
+        timeseries_charts(lines, t.get("thresholds") or (), stage_ends(t.get("executor") or {})),
         _trends(metrics), _others(metrics), _checks(t), _errors(t), _generator(t), "</section>"])
 
 
@@ -240,17 +242,26 @@ def _overview(tests: Sequence[Mapping[str, Any]]) -> str:
         th_cell = f"{ok}/{len(ths)}" if ths else "—"
         if ths and ok < len(ths):
             th_cell = f'<span class="bad">{th_cell}</span>'
-        reqs = m.get("http_reqs") or m.get("iterations") or {}
-        dur = m.get("http_req_duration") or m.get("iteration_duration") or {}
-        failed = m.get("http_req_failed") or m.get("iteration_failed") or {}
-        rate = finite(failed.get("rate"))
+        # The protocol's own numbers (requests, queries or messages), not iterations'
+        proto = protocol(m)
+        count, per, trend, fail = proto[:4] if proto else (
+            "iterations", "iter", "iteration_duration", "iteration_failed")
+        reqs, dur = m.get(count) or {}, m.get(trend) or {}
+        rate = finite((m.get(fail) or {}).get("rate"))
         rows.append([f'<a href="#test-{i}">{esc(t.get("nodeid", "?"))}</a>',
-                     _outcome(t.get("outcome")), esc((t.get("executor") or {}).get("type", "")),
+                     _outcome(t.get("outcome")),
                      esc(t.get("shards", 1)), esc(f"{finite(t.get('duration_s')) or 0.0:.1f} s"),
-                     th_cell, esc(fmt_num(finite(reqs.get("rate")) or 0.0)),
-                     esc(_ms(dur.get("p(95)"))), "—" if rate is None else f"{rate * 100:.2f}%"])
-    return _table(["test", "outcome", "executor", "shards", "duration", "thresholds ok",
-                   "req (or iter)/s", "p95 ms", "failed"], rows, numeric=[3, 4, 6, 7, 8])
+                     th_cell, esc(f"{fmt_num(finite(reqs.get('rate')) or 0.0)} {per}/s"),
+                     f'<span title="{esc(trend)}">{esc(_ms(dur.get("p(95)")))}</span>',
+                     f'<span title="{esc(trend)}">{esc(_ms(dur.get("p(99)")))}</span>',
+                     "—" if rate is None else f"{rate * 100:.2f}%"])
+    # The executor is in each test's section; here the numbers a reader compares.
+    return _table(["test", "outcome", "shards", "duration", "thresholds ok",
+                   "rate", "p95 ms", "p99 ms", "failed"], rows,
+                  numeric=[2, 3, 5, 6, 7, 8]) + (
+        '<p class="muted">rate, p95, p99 and failed are of what each test measured: HTTP '
+        "requests (http_req_duration), queries (db_query_duration) or WebSocket messages "
+        "(ws_msg_latency); iterations only for a test that measured none of them.</p>")
 
 
 def render(summary: Mapping[str, Any], timeseries: Iterable[Mapping[str, Any]] = ()) -> str:

@@ -26,7 +26,10 @@ def test_line_chart_handles_empty_single_flat_and_nan(points: list[tuple[float, 
     if len(finite) == 1:
         assert any(tag == "circle" for tag, _ in p.tags)
     labels = "".join(p.text)
-    assert f"max {charts.fmt_num(max(y for _, y in finite))} ms" in labels
+    ys = [y for _, y in finite]
+    # The legend gives the series' range; the unit is the y axis' label.
+    assert f"s {charts.fmt_num(min(ys))}–{charts.fmt_num(max(ys))}" in labels
+    assert "ms" in p.text
 
 
 def test_line_chart_scales_the_highest_point_to_the_top() -> None:
@@ -51,3 +54,27 @@ def test_a_long_series_is_thinned_but_keeps_its_spike() -> None:
     assert min(y for _, y in coords) == pytest.approx(charts._PAD_T)  # the spike, at the top
     assert max(y for _, y in coords) == pytest.approx(charts.CHART_H - charts._PAD_B)  # the dip
     assert [x for x, _ in coords] == sorted(x for x, _ in coords)
+
+
+def test_limits_and_stage_boundaries_are_drawn() -> None:
+    svg = charts.line_chart("lat", {"p95": [(0, 10.0), (10, 40.0)]}, unit="ms",
+                            limits=[("p(95)<50", 50.0), ("p(99)<1000", 1000.0)],
+                            stages=[3.0, 7.0, 12.0])
+    p = parse(svg)
+    text = "".join(p.text)
+    dashed = [a for tag, a in p.tags if tag == "line" and a.get("stroke") == "#b91c1c"]
+    assert len(dashed) == 1 and "p(95)<50" in text            # within 1.5x: on the chart
+    assert float(dashed[0]["y1"] or 0) == 40.0                   # and the axis' top is 50
+    assert "off scale: p(99)<1000" in text                       # far above: named only
+    assert text.count("stage ") == 2 and "stage 2" in text and "stage 3" in text  # 12 > end
+
+
+def test_threshold_limits_pick_the_charted_metric_and_stats() -> None:
+    ths = [{"metric": "http_req_duration", "expression": "p(95)<500"},
+           {"metric": "http_req_duration", "expression": "p(99) <= 1e3"},
+           {"metric": "http_req_duration{name:x}", "expression": "p(95)<10"},
+           {"metric": "http_req_failed", "expression": "rate<0.01"},
+           {"metric": "http_req_duration", "expression": "count>5"}]
+    assert charts.threshold_limits(ths, "http_req_duration", ["p(95)", "p(99)"]) == [
+        ("p(95)<500", 500.0), ("p(99) <= 1e3", 1000.0)]
+    assert charts.threshold_limits(ths, "http_reqs", ["rate"]) == []

@@ -123,8 +123,9 @@ def test_a_realistic_run_renders_well_formed_with_every_section() -> None:
                        "Active VUs", "Iterations per second", "iteration_duration (ms)",
                        "Errors per second", "Active VUs"]
     polylines = [a for tag, a in p.tags if tag == "polyline"]
-    # test 1: req/s, p95 + avg, HTTP errors + failed iterations, vus = 6; test 2: iterations/s.
-    assert len(polylines) == 7
+    # test 1: req/s, p95 + p99 + avg, failed requests + failed iterations, vus = 7; test 2:
+    # iterations/s.
+    assert len(polylines) == 8
     assert all(len((a.get("points") or "").split()) in (2, 4) for a in polylines)
     # The header: executor, stages, shards, extra keys.
     assert "ramping-vus" in text and "1s → 8, 1s → 8, 1s → 0" in text
