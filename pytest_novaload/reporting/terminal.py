@@ -113,17 +113,19 @@ class LiveProgress:
     def show(self, s: Snapshot) -> None:
         if not self.tty and s.elapsed - self._last < self.EVERY:
             return
-        line = progress_line(self.nodeid, s, self._prev) + self.suffix
+        line = progress_line(self.nodeid, s, self._prev)
         found = _protocol(s)
         self._prev = (s.elapsed, found[1] if found is not None else 0)
         lead = "" if self._shown else "\n"
         self._shown = True
         if self.tty:
             # \r, the line cut to the width, then erase the rest of the old one (ESC [K).
-            self.write(lead + "\r" + line[:max(20, self.width() - 1)] + "\x1b[K")
+            # The suffix ("[2 shards]") stays whole; the body gives way.
+            room = max(20, self.width() - 1 - len(self.suffix))
+            self.write(lead + "\r" + line[:room] + self.suffix + "\x1b[K")
         else:
             self._last = s.elapsed
-            self.write(lead + line + "\n")
+            self.write(lead + line + self.suffix + "\n")
 
     def end(self) -> None:
         """The run is over: end the rewritten line, so what follows starts on its own."""
