@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_novaload.clients.base import Tags, with_tags
+
 if TYPE_CHECKING:
-    from pytest_novaload.metrics import MetricStore, Tags
+    from pytest_novaload.metrics import MetricStore
     from pytest_novaload.metrics.sinks import Counter, Rate, Trend
 
-__all__ = ["CallSinks"]
+__all__ = ["CallSinks", "WsSinks"]
 
 
 class CallSinks:
@@ -33,3 +35,21 @@ class CallSinks:
             self.duration.add(ms)
         self.count.add()
         self.failed.add(failed)
+
+
+class WsSinks:
+    """The sinks of one ``vu.ws`` ``name`` tag (over the VU's base tags), looked up once."""
+
+    __slots__ = ("connecting", "duration", "failed", "latency", "ping", "received", "sent",
+                 "sessions")
+
+    def __init__(self, store: MetricStore, name: str, base: Tags = ()) -> None:
+        tags = with_tags(base, (("name", name),))
+        self.connecting: Trend = store.trend("ws_connecting", tags)
+        self.sessions: Counter = store.counter("ws_sessions", tags)
+        self.duration: Trend = store.trend("ws_session_duration", tags)
+        self.sent: Counter = store.counter("ws_msgs_sent", tags)
+        self.received: Counter = store.counter("ws_msgs_received", tags)
+        self.ping: Trend = store.trend("ws_ping", tags)
+        self.latency: Trend = store.trend("ws_msg_latency", tags)
+        self.failed: Rate = store.rate("ws_failed", tags)

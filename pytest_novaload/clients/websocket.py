@@ -63,7 +63,9 @@ from websockets.frames import OK_CLOSE_CODES
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from pytest_novaload.clients.base import Tags, with_tags
+from pytest_novaload.clients.base import Tags
+from pytest_novaload.clients.deadline import Deadline
+from pytest_novaload.clients.measure import WsSinks
 from pytest_novaload.clients.ws_config import (
     check_compression,
     connect_defaults,
@@ -78,8 +80,6 @@ from pytest_novaload.metrics.errors import error_tag
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
-    from pytest_novaload.metrics import MetricStore
-    from pytest_novaload.metrics.sinks import Counter, Rate, Trend
 
 __all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_ws_url",
            "validate_ws_options"]
@@ -106,29 +106,11 @@ class WsConnectError(NovaloadError):
         super().__init__(f"ws connect to {url} (name={name}) failed: {error_tag(cause)}")
 
 
-class _Sinks:
-    """The sinks of one ``name`` tag, looked up once."""
-
-    __slots__ = ("connecting", "duration", "failed", "latency", "ping", "received", "sent",
-                 "sessions")
-
-    def __init__(self, store: MetricStore, name: str, base: Tags = ()) -> None:
-        tags = with_tags(base, (("name", name),))
-        self.connecting: Trend = store.trend("ws_connecting", tags)
-        self.sessions: Counter = store.counter("ws_sessions", tags)
-        self.duration: Trend = store.trend("ws_session_duration", tags)
-        self.sent: Counter = store.counter("ws_msgs_sent", tags)
-        self.received: Counter = store.counter("ws_msgs_received", tags)
-        self.ping: Trend = store.trend("ws_ping", tags)
-        self.latency: Trend = store.trend("ws_msg_latency", tags)
-        self.failed: Rate = store.rate("ws_failed", tags)
-
-
 class WsConnection:
     """One open WebSocket session; every message and ping is counted under its ``name``."""
 
     def __init__(self, client: WsClient, ws: ClientConnection, url: str, name: str,
-                 sinks: _Sinks, keep_key: tuple[str, str] | None) -> None:
+                 sinks: WsSinks, keep_key: tuple[str, str] | None) -> None:
         self.url = url
         self.name = name
         self._client = client
@@ -138,6 +120,7 @@ class WsConnection:
         self._pending: deque[Message] = deque()
         self._opened = time.perf_counter()
         self._finished = False
+        self._deadline = Deadline()
 
     @property
     def closed(self) -> bool:
@@ -175,8 +158,17 @@ class WsConnection:
         if timeout is None:
             message = await self._ws.recv()
         else:
-            async with asyncio.timeout(timeout):
+            deadline = self._deadline
+            deadline.start(timeout)
+            try:
                 message = await self._ws.recv()
+            except asyncio.CancelledError:
+                if deadline.stop():
+                    raise TimeoutError(f"ws recv on {self.name}: nothing within {timeout}s") \
+                        from None
+                raise
+            finally:
+                deadline.stop()
         self._sinks.received.add()
         return message
 
@@ -198,22 +190,28 @@ class WsConnection:
         last: Message | None = None
         start = time.perf_counter()
         await self.send(message)
+        deadline = self._deadline  # not asyncio.timeout(): ~5 us per request (see deadline.py)
+        if timeout is not None:
+            deadline.start(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    raw = await self._ws.recv()
-                    self._sinks.received.add()
-                    decoded = decode(raw)
-                    if accept(decoded):
-                        self._sinks.latency.add((time.perf_counter() - start) * 1000.0)
-                        return decoded
-                    self._pending.append(raw)
-                    skipped += 1
-                    last = raw
-        except TimeoutError:
+            while True:
+                raw = await self._ws.recv()
+                self._sinks.received.add()
+                decoded = decode(raw)
+                if accept(decoded):
+                    self._sinks.latency.add((time.perf_counter() - start) * 1000.0)
+                    return decoded
+                self._pending.append(raw)
+                skipped += 1
+                last = raw
+        except asyncio.CancelledError:
+            if not deadline.stop():
+                raise
             seen = f"; last one: {last[:200]!r}" if last is not None else ""
             raise TimeoutError(f"ws request on {self.name}: no reply matching {match!r} within "
                                f"{timeout}s ({skipped} other messages queued{seen})") from None
+        finally:
+            deadline.stop()
 
     async def ping(self, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> float:
         """Send a ping frame, wait for its pong; return and record the round trip in ms."""
@@ -238,6 +236,7 @@ class WsConnection:
         if self._finished:
             return
         self._finished = True
+        self._deadline.close()
         self._sinks.duration.add((time.perf_counter() - self._opened) * 1000.0)
         failed = self._ws.close_code not in OK_CLOSE_CODES
         self._sinks.failed.add(failed)
@@ -305,7 +304,7 @@ class WsClient:
         token = ctx.env.get("API_TOKEN")
         if token:
             self._auth["Authorization"] = f"Bearer {token}"
-        self._sinks: dict[tuple[Tags, str], _Sinks] = {}
+        self._sinks: dict[tuple[Tags, str], WsSinks] = {}
         self._open: set[WsConnection] = set()
         self._kept: dict[tuple[str, str], WsConnection] = {}
 
@@ -356,11 +355,11 @@ class WsClient:
     def open_connections(self) -> int:
         return len(self._open)
 
-    def _sinks_for(self, name: str) -> _Sinks:
+    def _sinks_for(self, name: str) -> WsSinks:
         key = (self._ctx.base_tags(), name)   # the VU's scenario and group at connect time
         sinks = self._sinks.get(key)
         if sinks is None:
-            sinks = self._sinks[key] = _Sinks(self._store, name, key[0])
+            sinks = self._sinks[key] = WsSinks(self._store, name, key[0])
         return sinks
 
     async def _get(self, url: str, name: str, kw: dict[str, Any],

@@ -15,17 +15,35 @@ Message: TypeAlias = str | bytes
 Match: TypeAlias = Callable[[Any], object] | Mapping[str, Any] | None
 
 
+# What a JSON text can start with (json.loads also takes NaN/Infinity and leading blanks;
+# bytes may also start with a UTF-8/16/32 byte order mark or a UTF-16/32 zero byte).
+_JSON_START = frozenset('{["-0123456789tfnNI \t\r\n')
+_JSON_START_BYTES = frozenset(ord(c) for c in _JSON_START) | {0x00, 0xEF, 0xFE, 0xFF}  # BOMs
+
+
 def decode(message: Message) -> Any:
-    """JSON-decode a message when it is JSON; otherwise return it unchanged."""
+    """JSON-decode a message when it is JSON; otherwise return it unchanged.
+
+    The first character is checked before parsing: raising and catching JSONDecodeError for
+    an obviously non-JSON reply costs ~2.6 us, as much as the rest of ``request()``."""
+    if not message:
+        return message
+    first = message[0]
+    if first not in (_JSON_START_BYTES if isinstance(first, int) else _JSON_START):
+        return message
     try:
         return json.loads(message)
     except ValueError:
         return message
 
 
+def _any(_msg: Any) -> bool:
+    return True
+
+
 def matcher(match: Match) -> Callable[[Any], bool]:
     if match is None:
-        return lambda _msg: True
+        return _any
     if isinstance(match, Mapping):
         items = tuple(match.items())
 

@@ -155,6 +155,16 @@ def test_request_timeout_names_what_was_queued(store: MetricStore) -> None:
     assert value(store, "ws_msg_latency", "count") == 0
 
 
+def test_recv_timeout_raises_and_the_connection_stays_usable(store: MetricStore) -> None:
+    async def main() -> None:
+        async with ws_server() as url, client_for(store, url)("/echo") as ws:
+            with pytest.raises(TimeoutError, match=r"ws recv on /echo: nothing within 0.1s"):
+                await ws.recv(timeout=0.1)
+            assert await ws.request("again", timeout=5) == "again"
+
+    run(main())
+
+
 def test_ping_records_round_trip(store: MetricStore) -> None:
     async def main() -> None:
         async with ws_server() as url, client_for(store, url)("/echo") as ws:
