@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pytest_novaload.engine.runner import GeneratorHealth, Measurements
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+import uvloop
+
+from pytest_novaload.engine.runner import GeneratorHealth, LoadRunner, Measurements
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import ErrorLog
 from pytest_novaload.xdist.merge import ShardPart, merge_generators
@@ -46,3 +56,40 @@ def test_merged_health_keeps_both_flags_and_the_worst_shard() -> None:
     g = merge_generators([part(0, ok), part(1, stalled)])
     assert g["stalled"] is True and g["saturated"] is False
     assert g["verdict"] == stalled["verdict"]
+
+
+def _probe_lags(loop_factory: Callable[[], asyncio.AbstractEventLoop],
+                block_s: float) -> list[float]:
+    """Run LoadRunner._sample for a few probes (one callback blocking the loop) on a stand-in."""
+    holder = SimpleNamespace(health=GeneratorHealth())
+    holder._ready_probe = functools.partial(LoadRunner._ready_probe, holder)
+
+    async def main() -> None:
+        blocked = not block_s
+        task = asyncio.create_task(LoadRunner._sample(holder))  # type: ignore[arg-type]
+        while len(holder.health.lags) < 3:
+            await asyncio.sleep(0.05)
+            if not blocked and len(holder.health.lags) == 1:
+                time.sleep(block_s)  # a burst of work that holds the loop
+                blocked = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
+    return holder.health.lags
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_loop_lag_probe_resolves_below_a_millisecond(loop: str) -> None:
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    lags = _probe_lags(factory, 0.0)
+    # perf_counter, not uvloop's whole-millisecond loop.time(): fractions of a ms show
+    assert lags and all(lag > 0 for lag in lags)
+    assert any(lag != round(lag) for lag in lags)
+
+
+def test_loop_lag_probe_sees_a_blocked_loop() -> None:
+    lags = _probe_lags(uvloop.new_event_loop, 0.3)
+    assert max(lags) >= 250.0  # the 300 ms block, minus at most the probe's own 50 ms step
