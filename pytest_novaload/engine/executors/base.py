@@ -37,10 +37,29 @@ class Tasks:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool]) -> None:
-    """Iterate ``vu`` while ``keep_going()``; yields to the loop after every iteration."""
+#: VUs started at once begin their first iteration this far apart (10K starts per second),
+#: over at most START_SPREAD_MAX s: 10K VUs that each GET then sleep 1 s would otherwise wake
+#: in one burst every second, and the latency measured would be the generator's own queue.
+START_STEP = 1e-4
+START_SPREAD_MAX = 1.0
+
+
+def start_delays(count: int) -> list[float]:
+    """First-iteration offsets of ``count`` VUs started together: evenly spaced, the first 0."""
+    if count <= 1:
+        return [0.0] * count
+    step = min(START_STEP, START_SPREAD_MAX / count)
+    return [k * step for k in range(count)]
+
+
+async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool],
+                  start_delay: float = 0.0) -> None:
+    """Iterate ``vu`` while ``keep_going()``; yields to the loop after every iteration.
+    ``start_delay`` (from `start_delays`) spreads the first iterations of a batch of VUs."""
     rt.vu_started()
     try:
+        if start_delay > 0:
+            await asyncio.sleep(start_delay)
         while keep_going():
             await rt.iterate(vu)
             await asyncio.sleep(0)
