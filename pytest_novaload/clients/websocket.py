@@ -67,6 +67,7 @@ from pytest_novaload.clients.base import Tags
 from pytest_novaload.clients.deadline import Deadline
 from pytest_novaload.clients.measure import WsSinks
 from pytest_novaload.clients.ws_config import (
+    auto_local_addr,
     check_compression,
     connect_defaults,
     default_name,
@@ -81,8 +82,8 @@ from pytest_novaload.metrics.errors import error_tag
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
 
-__all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "resolve_ws_url",
-           "validate_ws_options"]
+__all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "auto_local_addr",
+           "resolve_ws_url", "validate_ws_options"]
 
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -330,6 +331,8 @@ class WsClient:
             kw["compression"] = check_compression(compression)
         if open_timeout is not DEFAULT:
             kw["open_timeout"] = open_timeout
+        if "local_addr" not in kw and (auto := auto_local_addr(url, self._ctx.vu_id)):
+            kw["local_addr"] = auto   # past 20K VUs: spread over 127.0.0.x (ws_config)
         keep_key = None
         if keep is not False:
             keep_key = (url, "" if keep is True else str(keep))

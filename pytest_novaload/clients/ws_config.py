@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from pytest_novaload.clients._options import seconds, unknown_option
 from pytest_novaload.errors import ConfigError
 
-__all__ = ["DEFAULT_OPEN_TIMEOUT", "WS_OPTIONS", "check_compression", "connect_defaults",
-           "default_name", "resolve_ws_url", "validate_ws_options"]
+__all__ = ["DEFAULT_OPEN_TIMEOUT", "VUS_PER_SOURCE_ADDR", "WS_OPTIONS", "auto_local_addr",
+           "check_compression", "connect_defaults", "default_name", "resolve_ws_url",
+           "validate_ws_options"]
 
 #: keys accepted in ``options["ws"]`` (defaults for every connection of the run).
 WS_OPTIONS = frozenset({
@@ -140,3 +141,21 @@ def connect_defaults(options: Mapping[str, Any], vu_id: int) -> dict[str, Any]:
     if addrs:
         kw["local_addr"] = (addrs[vu_id % len(addrs)], 0)
     return kw
+
+
+#: VUs (by id, unique across shards) per loopback source address when ``local_addrs`` is not
+#: set: one source address has ~28K ephemeral ports per destination, so VUs 1..20000 connect
+#: from the kernel's choice as before and each further 20000 from the next 127.0.0.x.
+VUS_PER_SOURCE_ADDR = 20_000
+
+
+def auto_local_addr(url: str, vu_id: int) -> tuple[str, int] | None:
+    """The source address for VU ``vu_id`` connecting to a loopback ``url`` (None: the
+    kernel chooses), so that 100K connections to one loopback port do not run out of ports."""
+    block = (vu_id - 1) // VUS_PER_SOURCE_ADDR
+    if block <= 0:
+        return None
+    host = urlsplit(url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.")):
+        return None
+    return f"127.0.0.{1 + block % 254}", 0

@@ -20,6 +20,7 @@ from pytest_novaload.clients.base import ClientContext
 from pytest_novaload.clients.websocket import (
     WsClient,
     WsConnectError,
+    auto_local_addr,
     resolve_ws_url,
     validate_ws_options,
 )
@@ -423,6 +424,25 @@ def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore
                 assert ws.raw.local_address[0] == "127.0.0.2"
 
     run(main())
+
+
+def test_vus_past_20k_connect_from_further_loopback_addresses(store: MetricStore) -> None:
+    """One source address has ~28K ports per destination: VU 20001 on comes from 127.0.0.2,
+    VU 40001 from 127.0.0.3; VUs up to 20000 and non-loopback targets are left alone."""
+    seen: dict[int, str] = {}
+
+    async def main() -> None:
+        async with ws_server() as url:
+            for vu_id in (1, 20_000, 20_001, 40_001):
+                client = WsClient(ClientContext(store=store, vu_id=vu_id, env={"WS_URL": url}))
+                async with client("/echo") as ws:
+                    seen[vu_id] = ws.raw.local_address[0]
+
+    run(main())
+    assert seen == {1: "127.0.0.1", 20_000: "127.0.0.1", 20_001: "127.0.0.2",
+                    40_001: "127.0.0.3"}
+    assert auto_local_addr("ws://10.1.2.3:80/ws", 50_000) is None
+    assert auto_local_addr("ws://localhost:80/ws", 50_000) == ("127.0.0.3", 0)
 
 
 def test_module_imports_without_asyncpg_or_pytest() -> None:
