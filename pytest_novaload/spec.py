@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_novaload.display import show
 from pytest_novaload.engine.executors import EXECUTORS, Args, ExecutorConfig
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.limits import plan_problems, screen
 from pytest_novaload.thresholds import Threshold, parse_thresholds
 from pytest_novaload.thresholds.kinds import check_builtin_kinds
 
@@ -39,8 +41,12 @@ class LoadSpec:
         problems: list[str] = []
         if args:
             problems.append(
-                f"positional arguments {args!r}: the load marker takes keywords only, "
+                f"positional arguments {show(args)}: the load marker takes keywords only, "
                 "e.g. @pytest.mark.load(stages=[('30s', 100)])")
+        for key, value in kwargs.items():  # bounded values first: every check below can run
+            problems.extend(screen(show(key), value))
+        if problems:
+            raise ConfigError(problems)
         unknown = sorted(set(kwargs) - ALL_KEYWORDS)
         for k in unknown:
             # Same words in another order (vus_max -> max_vus) first, then spelling.
@@ -49,14 +55,14 @@ class LoadSpec:
             close = swapped or difflib.get_close_matches(k, sorted(ALL_KEYWORDS), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             problems.append(
-                f"unknown keyword '{k}'.{hint} Allowed: {', '.join(sorted(ALL_KEYWORDS))}")
+                f"unknown keyword '{show(k)}'.{hint} Allowed: {', '.join(sorted(ALL_KEYWORDS))}")
         executor, args_ = cls._infer_executor(kwargs, problems)
         thresholds: tuple[Threshold, ...] = ()
         raw_th = kwargs.get("thresholds")
         if raw_th is not None:
             if not isinstance(raw_th, Mapping):
                 problems.append(
-                    f"thresholds={raw_th!r}: expected a dict of metric name to expressions, "
+                    f"thresholds={show(raw_th)}: expected a dict of metric name to expressions, "
                     "e.g. {'http_req_duration': ['p(95)<500']}")
             else:
                 try:
@@ -69,7 +75,8 @@ class LoadSpec:
             if proto in kwargs:
                 opt = kwargs[proto]
                 if not isinstance(opt, Mapping):
-                    problems.append(f"{proto}={opt!r}: expected a dict of {proto} client options")
+                    problems.append(f"{proto}={show(opt)}: expected a dict of {proto} client "
+                                    "options")
                 else:
                     problems.extend(f"{proto} option {p}" for p in _validate_client(proto, opt))
                     client_options[proto] = dict(opt)
@@ -94,10 +101,11 @@ class LoadSpec:
         args = {k: v for k, v in kwargs.items() if k in ALL_EXECUTOR_KEYWORDS}
         explicit = kwargs.get("executor")
         if explicit is not None:
-            if explicit not in EXECUTORS:
-                close = difflib.get_close_matches(str(explicit), list(EXECUTORS), n=1)
+            if not isinstance(explicit, str) or explicit not in EXECUTORS:
+                close = difflib.get_close_matches(str(explicit), list(EXECUTORS), n=1) \
+                    if isinstance(explicit, str) else []
                 hint = f" Did you mean '{close[0]}'?" if close else ""
-                problems.append(f"executor={explicit!r} is not an executor.{hint} "
+                problems.append(f"executor={show(explicit)} is not an executor.{hint} "
                                 f"Expected one of: {', '.join(EXECUTORS)}")
                 return None, args
             name = str(explicit)
@@ -131,6 +139,8 @@ class LoadSpec:
         n_before = len(problems)
         args = Args(self.args, scale=scale, duration_scale=duration_scale, problems=problems)
         plan = EXECUTORS[self.executor].from_args(args)
+        if len(problems) == n_before:
+            problems.extend(plan_problems(plan))
         return plan if len(problems) == n_before else None
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_novaload.allowlist import Allowlist
-from pytest_novaload.clients._options import seconds, unknown_option
+from pytest_novaload.clients._options import seconds, shown, unknown_option
 from pytest_novaload.errors import ConfigError
 
 __all__ = ["DB_OPTIONS", "DEFAULT_MAX_SIZE", "DbPool", "pool_kwargs", "validate_db_options"]
@@ -98,6 +98,10 @@ _NUMERIC: dict[str, tuple[int, bool]] = {
 }
 
 
+#: Pool sizes above this are a typo, not a setting (each is a server connection).
+_MAX_COUNT = {"min_size": 10_000, "max_size": 10_000}
+
+
 def validate_db_options(opts: Mapping[str, Any]) -> list[str]:
     """Every problem in a ``db=`` options dict (empty when valid). Pure: no I/O, no pool.
 
@@ -108,7 +112,7 @@ def validate_db_options(opts: Mapping[str, Any]) -> list[str]:
     str to str). Messages start with the key: the caller adds its prefix.
     """
     if not isinstance(opts, Mapping):
-        return [f"{opts!r}: expected a dict of database pool options such as "
+        return [f"{shown(opts)}: expected a dict of database pool options such as "
                 f"{{'max_size': 10}} (accepted keys: {', '.join(sorted(DB_OPTIONS))})"]
     problems = [unknown_option(key, DB_OPTIONS) for key in opts if key not in DB_OPTIONS]
     for key, (least, is_time) in _NUMERIC.items():
@@ -118,21 +122,23 @@ def validate_db_options(opts: Mapping[str, Any]) -> list[str]:
         if is_time:
             if value is not None and seconds(value, allow_zero=least == 0) is None:
                 bound = ">= 0, 0 = never" if least == 0 else "> 0"
-                problems.append(f"{key}={value!r}: expected seconds ({bound}) or a duration "
+                problems.append(f"{key}={shown(value)}: expected seconds ({bound}) or a duration "
                                 f"such as '30s', or None")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < least:
-            problems.append(f"{key}={value!r}: expected a whole number >= {least}")
+        elif (not isinstance(value, int) or isinstance(value, bool) or value < least
+              or value > _MAX_COUNT.get(key, 2**31 - 1)):
+            problems.append(f"{key}={shown(value)}: expected a whole number >= {least} (at "
+                            f"most {_MAX_COUNT.get(key, 2**31 - 1)})")
     max_size = opts.get("max_size", DEFAULT_MAX_SIZE)
     min_size = opts.get("min_size")
     if (isinstance(min_size, int) and isinstance(max_size, int) and min_size > max_size
             and not isinstance(min_size, bool) and not isinstance(max_size, bool)):
         default = "" if "max_size" in opts else " (the default)"
-        problems.append(f"min_size={min_size!r} is above max_size={max_size!r}{default}: "
+        problems.append(f"min_size={shown(min_size)} is above max_size={shown(max_size)}{default}: "
                         f"lower min_size or raise max_size")
     settings = opts.get("server_settings")
     if settings is not None and (not isinstance(settings, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in settings.items())):
-        problems.append(f"server_settings={settings!r}: expected a dict of PostgreSQL setting "
+        problems.append(f"server_settings={shown(settings)}: expected a dict of PostgreSQL setting "
                         f"names to string values, e.g. {{'application_name': 'load'}}")
     return problems
 

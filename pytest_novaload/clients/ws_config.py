@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_novaload.clients._options import seconds, unknown_option
+from pytest_novaload.clients._options import seconds, shown, unknown_option
 from pytest_novaload.errors import ConfigError
 
 __all__ = ["DEFAULT_OPEN_TIMEOUT", "VUS_PER_SOURCE_ADDR", "WS_OPTIONS", "auto_local_addr",
@@ -28,8 +28,8 @@ def resolve_ws_url(path_or_url: str, env: Mapping[str, str], *, dwcp: bool = Fal
     if "://" in path_or_url:
         scheme = path_or_url.split("://", 1)[0].lower()
         if scheme not in ("ws", "wss"):
-            raise ConfigError(f"vu.ws url {path_or_url!r}: expected a ws:// or wss:// URL or a "
-                              f"path such as '/ws'; use the ws scheme for WebSocket targets")
+            raise ConfigError(f"vu.ws url {shown(path_or_url)}: expected a ws:// or wss:// URL "
+                              f"or a path such as '/ws'; use the ws scheme for WebSocket targets")
         return path_or_url
     dwcp_base = env.get("DWCP_WS_URL", "")
     if dwcp:
@@ -48,7 +48,7 @@ def resolve_ws_url(path_or_url: str, env: Mapping[str, str], *, dwcp: bool = Fal
         if api.startswith(("http://", "https://")):
             base = "ws" + api[4:]
         else:
-            raise ConfigError(f"vu.ws({path_or_url!r}): WS_URL is not set; set WS_URL (e.g. "
+            raise ConfigError(f"vu.ws({shown(path_or_url)}): WS_URL is not set; set WS_URL (e.g. "
                               f"ws://localhost:8080) or pass a full ws:// URL")
     return _join(base, path_or_url)
 
@@ -68,7 +68,8 @@ def check_compression(value: object) -> str | None:
         return None
     if value == "deflate":
         return "deflate"
-    raise ConfigError(f"ws compression={value!r}: expected None (off, the default) or 'deflate'")
+    raise ConfigError(f"ws compression={shown(value)}: expected None (off, the default) or "
+                      "'deflate'")
 
 
 _TIMEOUTS = ("open_timeout", "close_timeout", "ping_interval", "ping_timeout")
@@ -84,7 +85,7 @@ def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
     Messages start with the key: the caller adds its prefix.
     """
     if not isinstance(opts, Mapping):
-        return [f"{opts!r}: expected a dict of WebSocket options such as "
+        return [f"{shown(opts)}: expected a dict of WebSocket options such as "
                 f"{{'open_timeout': '5s'}} (accepted keys: {', '.join(sorted(WS_OPTIONS))})"]
     problems = [unknown_option(key, WS_OPTIONS) for key in opts if key not in WS_OPTIONS]
     for key in _TIMEOUTS:
@@ -92,26 +93,26 @@ def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
         if value is not None and seconds(
                 value, allow_zero=key in ("close_timeout", "ping_timeout")) is None:
             least = "> 0" if key in ("open_timeout", "ping_interval") else ">= 0"
-            problems.append(f"{key}={value!r}: expected seconds ({least}), a duration such as "
+            problems.append(f"{key}={shown(value)}: expected seconds ({least}), a duration such as "
                             f"'10s', or None to disable it")
     max_size = opts.get("max_size")
     if max_size is not None and not _count(max_size):
-        problems.append(f"max_size={max_size!r}: expected the largest message in bytes, a "
+        problems.append(f"max_size={shown(max_size)}: expected the largest message in bytes, a "
                         f"whole number >= 1 (e.g. 2**20), or None for no limit")
     max_queue = opts.get("max_queue")
     if max_queue is not None and not (
             _count(max_queue) or (isinstance(max_queue, tuple) and len(max_queue) == 2
                                   and all(q is None or _count(q) for q in max_queue))):
-        problems.append(f"max_queue={max_queue!r}: expected a number of messages >= 1, a "
+        problems.append(f"max_queue={shown(max_queue)}: expected a number of messages >= 1, a "
                         f"(high, low) pair of them, or None for no limit")
     compression = opts.get("compression")
     if compression not in (None, "deflate"):
-        problems.append(f"compression={compression!r}: expected None (off, the default) or "
+        problems.append(f"compression={shown(compression)}: expected None (off, the default) or "
                         f"'deflate'")
     addrs = opts.get("local_addrs")
     if addrs is not None and (isinstance(addrs, str) or not isinstance(addrs, Sequence)
                               or not all(isinstance(a, str) and a for a in addrs)):
-        problems.append(f"local_addrs={addrs!r}: expected a list of source addresses such as "
+        problems.append(f"local_addrs={shown(addrs)}: expected a list of source addresses such as "
                         f"['127.0.0.1', '127.0.0.2']")
     return problems
 

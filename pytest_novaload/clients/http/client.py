@@ -86,9 +86,11 @@ class HttpClient:
         self._targets: dict[tuple[str, str], Target] = {}
         meter = HttpMeter(ctx)
         #: The two transports: the lean one with its connection pool (plain http://), httpx.
-        self.fast_transport = FastTransport(meter, opts.pure_parser)
+        self.fast_transport = FastTransport(meter, opts.pure_parser, max_body=opts.max_body,
+                                            discard=opts.discard_bodies)
         self.httpx_transport = HttpxTransport(meter, opts.timeout, opts.verify, opts.http2,
-                                              opts.keep_alive)
+                                              opts.keep_alive, max_body=opts.max_body,
+                                              discard=opts.discard_bodies)
 
     # -- public API --------------------------------------------------------------------------
     async def get(self, url: str, *, params: ParamsInput = None,

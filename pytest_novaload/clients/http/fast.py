@@ -11,7 +11,8 @@ import asyncio
 from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
-from pytest_novaload.clients.http.parser import PARSER_ERRORS, make_parser
+from pytest_novaload.clients.http.options import DEFAULT_MAX_BODY
+from pytest_novaload.clients.http.parser import MAX_HEAD, PARSER_ERRORS, make_parser
 from pytest_novaload.clients.http.response import Response, parse_head
 from pytest_novaload.clients.http.transport import Failure
 from pytest_novaload.metrics.errors import error_tag
@@ -28,9 +29,12 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 class FastTransport:
     """The lean transport of one client: its pool of idle connections per (host, port)."""
 
-    def __init__(self, meter: HttpMeter, pure_parser: bool) -> None:
+    def __init__(self, meter: HttpMeter, pure_parser: bool, *,
+                 max_body: int = DEFAULT_MAX_BODY, discard: bool = False) -> None:
         self._meter = meter
         self._pure_parser = pure_parser
+        self._max_body = max_body
+        self._discard = discard
         self._idle: dict[tuple[str, int], list[Connection]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -119,7 +123,7 @@ class FastTransport:
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, target: Target,
                        deadline: float) -> Connection | Failure:
-        conn = Connection(loop, self._pure_parser)
+        conn = Connection(loop, self._pure_parser, self._max_body, self._discard)
         try:
             async with asyncio.timeout_at(deadline):
                 await loop.create_connection(lambda: conn, target.host, target.port)
@@ -134,10 +138,20 @@ class FastTransport:
 
 
 class Connection(asyncio.Protocol):
-    """One keep-alive connection; `exchange` sends a request and resolves when it ends."""
+    """One keep-alive connection; `exchange` sends a request and resolves when it ends.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pure_parser: bool) -> None:
+    A body longer than ``max_body`` bytes fails the exchange as ``BodyTooLarge`` and closes
+    the connection at once (nothing more is read or kept: an endless chunked body costs at
+    most ``max_body`` bytes); with ``discard`` the body is counted but not kept.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pure_parser: bool,
+                 max_body: int = DEFAULT_MAX_BODY, discard: bool = False) -> None:
         self.loop = loop
+        self._max_body = max_body
+        self._body_size = 0
+        if discard:  # before make_parser: httptools looks the callbacks up once
+            self.on_body = self._count_body  # type: ignore[method-assign]
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.requests = 0  # requests started on this connection (> 0: a reused connection)
@@ -169,6 +183,11 @@ class Connection(asyncio.Protocol):
             return  # bytes nobody asked for (e.g. after a HEAD): ignored, as llhttp would reject
         if not self._headers_done:
             self.head_chunks.append(data)
+            if self.received > MAX_HEAD:  # a head without end: bounded as the body is
+                self._fail(Failure("RemoteProtocolError",
+                                   f"response head over {MAX_HEAD} bytes"))
+                self.abort()
+                return
         try:
             self._parser.feed_data(data)
         except PARSER_ERRORS as exc:
@@ -207,7 +226,25 @@ class Connection(asyncio.Protocol):
             self._finish()
 
     def on_body(self, chunk: bytes) -> None:
+        size = self._body_size = self._body_size + len(chunk)
+        if size > self._max_body:  # the one comparison per chunk of the body limit
+            self._too_large()
+            return
         self.body.append(chunk)
+
+    def _count_body(self, chunk: bytes) -> None:
+        """on_body with discarded bodies: only the limit is checked, nothing is kept."""
+        size = self._body_size = self._body_size + len(chunk)
+        if size > self._max_body:
+            self._too_large()
+
+    def _too_large(self) -> None:
+        self.body = []
+        if self._waiter is not None:
+            self._fail(Failure("BodyTooLarge", f"response body over {self._max_body} bytes "
+                               "(the http= option max_body_size; raise it or set "
+                               "discard_bodies=True)"))
+        self.abort()
 
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -226,6 +263,7 @@ class Connection(asyncio.Protocol):
         self._headers_done = False
         self.head_chunks = []
         self.body = []
+        self._body_size = 0
         self.received = 0
         self.requests += 1
         self._deadline = deadline

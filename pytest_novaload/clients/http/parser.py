@@ -15,7 +15,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _httptools = None
 
-_MAX_HEAD = 256 * 1024  # a response head larger than this is a protocol error
+MAX_HEAD = 256 * 1024  # a response head larger than this is a protocol error
 
 
 class ParserError(Exception):
@@ -93,7 +93,7 @@ class PyResponseParser:
             if state == _HEAD:
                 end = buf.find(b"\r\n\r\n")
                 if end < 0:
-                    if len(buf) > _MAX_HEAD:
+                    if len(buf) > MAX_HEAD:
                         raise ParserError("response head too large")
                     return
                 head = bytes(buf[:end])

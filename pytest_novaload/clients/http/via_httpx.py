@@ -10,6 +10,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients.http.encoding import USER_AGENT
+from pytest_novaload.clients.http.options import DEFAULT_MAX_BODY
 from pytest_novaload.clients.http.response import Response
 from pytest_novaload.clients.http.transport import Failure
 from pytest_novaload.metrics.errors import error_tag
@@ -28,8 +29,11 @@ class HttpxTransport:
     request and response heads, which httpx does not count)."""
 
     def __init__(self, meter: HttpMeter, timeout: float, verify: Any, http2: bool,
-                 keep_alive: bool) -> None:
+                 keep_alive: bool, *, max_body: int = DEFAULT_MAX_BODY,
+                 discard: bool = False) -> None:
         self._meter = meter
+        self._max_body = max_body
+        self._discard = discard
         self._settings = (timeout, verify, http2, keep_alive)
         self._client: httpx.AsyncClient | None = None
 
@@ -61,21 +65,46 @@ class HttpxTransport:
                 + sum(len(k) + len(v) + 4 for k, v in built.headers.raw)
                 + (len(request.body) if request is not None and request.body else 0))
         t0 = perf_counter()
+        raw: httpx.Response | None = None
         try:
-            raw = await client.send(built)
+            raw = await client.send(built, stream=True)
+            content, failure = await self._read(raw)
         except httpx.RequestError as exc:
-            return self._meter.failure(method, url, name, Failure.of(error_tag(exc)),
-                                       perf_counter() - t0, sent, 0, timeout)
+            failure, content = Failure.of(error_tag(exc)), b""
+        finally:
+            if raw is not None:
+                await raw.aclose()
         elapsed = perf_counter() - t0
-        received = (len(raw.reason_phrase) + 15 + raw.num_bytes_downloaded
-                    + sum(len(k) + len(v) + 4 for k, v in raw.headers.raw))
-        response = Response(raw.status_code, list(raw.headers.raw), raw.content, elapsed,
+        head = 0 if raw is None else (len(raw.reason_phrase) + 15
+                                      + sum(len(k) + len(v) + 4 for k, v in raw.headers.raw))
+        received = head + (0 if raw is None else raw.num_bytes_downloaded)
+        if failure is not None or raw is None:
+            assert failure is not None
+            return self._meter.failure(method, url, name, failure, elapsed, sent, received,
+                                       timeout)
+        response = Response(raw.status_code, list(raw.headers.raw), content, elapsed,
                             method, str(raw.url), reason=raw.reason_phrase,
                             http_version=raw.http_version)
         response.request = built
         self._meter.exchange(method, url, name, expected, raw.status_code, elapsed, sent,
-                             received, raw.content)
+                             received, content)
         return response
+
+    async def _read(self, raw: httpx.Response) -> tuple[bytes, Failure | None]:
+        """The decoded body up to ``max_body`` bytes (nothing kept when discarding); over
+        it, a BodyTooLarge failure and the rest unread (the caller closes the response)."""
+        limit, discard = self._max_body, self._discard
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in raw.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                return b"", Failure("BodyTooLarge", f"response body over {limit} bytes (the "
+                                    "http= option max_body_size; raise it or set "
+                                    "discard_bodies=True)")
+            if not discard:
+                chunks.append(chunk)
+        return b"".join(chunks), None
 
     @property
     def started(self) -> bool:

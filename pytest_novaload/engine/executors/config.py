@@ -9,6 +9,7 @@ summary.json and how long it plans to start iterations; ``run`` hands it to its 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ class Args:
 
     def rate(self, key: str, raw: object) -> float:
         """A number of iterations per time unit >= 0, scaled."""
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            self.problems.append(f"{key}={raw!r}: expected a number of iterations >= 0")
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw >= 0 or (
+                raw == math.inf):
+            self.problems.append(f"{key}={raw!r}: expected a finite number of iterations >= 0")
             return 0.0
         return scale_rate(float(raw), self.scale)
 
