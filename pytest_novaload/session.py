@@ -119,6 +119,9 @@ class NovaloadSession:
         progress = None if self.shard is not None else LiveProgress.create(
             self.write, nodeid, mode=self.options.progress, isatty=self.isatty,
             width=self.width)
+        if self.write is not None:
+            write = self.write
+            store.on_series_limit = lambda text: write(f"pytest-novaload: warning: {text}")
         outs = self.outputs
         outs.start_test(nodeid, store, spec.thresholds)
 

@@ -201,12 +201,11 @@ class _Calls:
         return result
 
     def failed(self, sinks: _Statement, ms: float | None, exc: BaseException) -> None:
-        """A failed query and its cause. A ConfigError (no DATABASE_URL, bad pool option) is
-        the user's setup, not a database error: counted, not reported."""
+        """A failed query and its cause (a ConfigError too: no DATABASE_URL, a bad pool
+        option; the failed sample is counted, so its cause is listed)."""
         sinks.record(ms, True)
-        if not isinstance(exc, ConfigError):
-            tag = error_tag(exc)
-            self.ctx.report("db_query_failed", tag.type, f"{tag} (statement: {sinks.name})")
+        tag = error_tag(exc)
+        self.ctx.report("db_query_failed", tag.type, f"{tag} (statement: {sinks.name})")
 
 
 class _Queries:

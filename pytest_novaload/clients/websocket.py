@@ -77,7 +77,7 @@ from pytest_novaload.clients.ws_config import (
 from pytest_novaload.clients.ws_messages import Match, Message, decode, encode, matcher
 from pytest_novaload.errors import NovaloadError
 from pytest_novaload.metrics.builtins import define_builtins
-from pytest_novaload.metrics.errors import error_tag
+from pytest_novaload.metrics.errors import GENERATOR, RESOURCE_ERROR, error_tag, resource_error
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
@@ -380,9 +380,12 @@ class WsClient:
         try:
             ws = await ws_connect(url, **kw)
         except Exception as exc:
-            sinks.failed.add(True)
             error = WsConnectError(url, name, exc)
-            self._report("WsConnectError", str(error))
+            if resource_error(exc):  # out of descriptors/ports: the generator's, not ws_failed
+                self._ctx.report(GENERATOR, RESOURCE_ERROR, str(error))
+            else:
+                sinks.failed.add(True)
+                self._report("WsConnectError", str(error))
             raise error from exc
         sinks.connecting.add((time.perf_counter() - start) * 1000.0)
         sinks.sessions.add()

@@ -25,6 +25,7 @@ from pytest_novaload.engine.executors import ExecutorConfig
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.errors import GENERATOR
 from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
 
@@ -175,7 +176,8 @@ class LoadRunner:
         return Measurements(
             store=self.store, errors=self.rt.errors, started=started, finished=time.time(),
             duration=duration, timeseries=self._lines, interrupted=interrupted,
-            aborted=self._abort_reason, generator=self.health.summary(cpu, duration),
+            aborted=self._abort_reason,
+            generator=self.health.summary(cpu, duration, resources=self.rt.errors.of(GENERATOR)),
             crashed=crashed)
 
     async def _run(self) -> None:
@@ -323,7 +325,10 @@ class GeneratorHealth:
             self.gc_total_ms += ms
             self.gc_max_ms = max(self.gc_max_ms, ms)
 
-    def summary(self, cpu_s: float, wall_s: float) -> dict[str, Any]:
+    def summary(self, cpu_s: float, wall_s: float,
+                resources: tuple[int, str] = (0, "")) -> dict[str, Any]:
+        """The health figures and verdict; ``resources``: (count, first example) of calls the
+        generator could not make for want of file descriptors or ports (its own failure)."""
         lags = sorted(self.lags)
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
         mx = lags[-1] if lags else 0.0
@@ -341,6 +346,9 @@ class GeneratorHealth:
                        "latencies may include that delay")
         else:
             verdict = "ok"
+        shortage, example = resources
+        if shortage:
+            verdict = resource_verdict(shortage, example)
         return {
             "loop_lag_p99_ms": round(p99, 2), "loop_lag_max_ms": round(mx, 2),
             "gc_pause_max_ms": round(self.gc_max_ms, 2),
@@ -350,7 +358,32 @@ class GeneratorHealth:
             "saturated": verdict.startswith("saturated"),
             "stalled": verdict.startswith("loop stalls"),
             "verdict": verdict,
+            **({"resource_errors": shortage, "nofile_limit": nofile_limit()}
+               if shortage else {}),
         }
+
+
+def nofile_limit() -> int:
+    """The soft RLIMIT_NOFILE in force (file descriptors this process may open), -1 unknown."""
+    try:
+        import resource
+
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):
+        return -1
+
+
+def resource_verdict(count: int, example: str) -> str:
+    """The generator line when it ran out of file descriptors or ephemeral ports."""
+    if "assign requested address" in example.lower():
+        return (f"out of ephemeral ports: {count} calls could not be made ({example[:120]}); "
+                "this is the generator's limit, not the server's failure: reuse connections "
+                "(keep_alive), spread the load with -n N, or give source addresses "
+                "ws={'local_addrs': ['127.0.0.2', ...]}")
+    return (f"out of file descriptors: {count} calls could not be made ({example[:120]}); "
+            f"the limit in force is {nofile_limit()} (ulimit -n); this is the generator's "
+            "limit, not the server's failure: raise it (ulimit -n 65535), or spread the load "
+            "with -n N")
 
 
 def loop_name() -> str:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients.base import ClientContext
+from pytest_novaload.metrics.errors import error_tag
 from pytest_novaload.units import parse_duration
 
 if TYPE_CHECKING:
@@ -92,11 +93,15 @@ class VU:
         ok_all = True
         rt = self._rt
         for name, pred in checks.items():
+            cause = ""
             try:
                 ok = bool(pred(value)) if callable(pred) else bool(pred)
-            except Exception:
-                ok = False
+            except Exception as exc:
+                ok, cause = False, f": the predicate raised {error_tag(exc)}"
             rt.check_sink(name, self.base_tags).add(ok)
+            if not ok:  # the failed sample's cause, listed under errors as the others are
+                rt.errors.record("checks", f"check failed: {name}",
+                                 f"check '{name}' failed in scenario {self.scenario}{cause}")
             ok_all = ok_all and ok
         return ok_all
 

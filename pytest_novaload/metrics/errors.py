@@ -19,6 +19,7 @@ never per failure: nothing unredacted is ever stored, merged or sent over the xd
 
 from __future__ import annotations
 
+import errno
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,14 +27,23 @@ from typing import Any, Literal, TypeAlias
 
 from pytest_novaload.redact import Redactor, redactor_from_env
 
-__all__ = ["ITERATION_FAILED", "LISTED", "ErrorInfo", "ErrorLog", "ErrorTag", "Phase",
-           "error_tag"]
+__all__ = ["GENERATOR", "ITERATION_FAILED", "LISTED", "RESOURCE_ERROR", "ErrorInfo", "ErrorLog",
+           "ErrorTag", "Phase", "error_tag", "resource_error"]
 
 ITERATION_FAILED = "iteration_failed"
-#: The metrics whose errors the result's ``errors`` list shows. Client failures of ws and db
-#: raise into the scenario and are listed as its exceptions (with their traceback); their own
-#: entries are counted and merged all the same, ready for a list of causes per metric.
-LISTED = frozenset({ITERATION_FAILED, "http_req_failed"})
+#: The metrics whose errors the result's ``errors`` list shows: every built-in rate, so each
+#: failed sample is listed with its cause and the counts of a metric's entries add up to its
+#: failed samples (``passes`` of the *_failed rates, ``fails`` of checks). A ws or db failure
+#: that raises into the scenario is listed twice, as it failed two samples: once under its
+#: client's metric, once under iteration_failed (with the traceback).
+LISTED = frozenset({ITERATION_FAILED, "http_req_failed", "ws_failed", "db_query_failed",
+                    "checks"})
+#: The error type of the generator's own shortage (file descriptors, ephemeral ports): not the
+#: server's failure, so counted under GENERATOR, apart from the rates, and shown with the fix.
+RESOURCE_ERROR = "GeneratorResourceError"
+GENERATOR = "generator"
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL})
+_RESOURCE_TEXTS = ("too many open files", "cannot assign requested address")
 EXAMPLE_MAX = 500          # characters kept of a client's example message
 TRACEBACK_MAX = 4000       # characters kept of a scenario exception's first traceback
 
@@ -71,6 +81,9 @@ class ErrorTag:
 def error_tag(exc: BaseException, phase: Phase | None = None) -> ErrorTag:
     """The error type and message of ``exc``; ``phase`` names where in an exchange an OS-level
     exception happened ("protocol": the peer's bytes could not be parsed)."""
+    if resource_error(exc):
+        return ErrorTag(RESOURCE_ERROR, _os_message(exc) if isinstance(exc, OSError)
+                        else str(exc) or type(exc).__name__)
     if phase == "protocol":
         return ErrorTag("RemoteProtocolError", str(exc) or type(exc).__name__)
     if phase is not None:
@@ -80,6 +93,22 @@ def error_tag(exc: BaseException, phase: Phase | None = None) -> ErrorTag:
         if isinstance(exc, OSError):
             return ErrorTag(other, _os_message(exc))
     return ErrorTag(type(exc).__name__, str(exc))
+
+
+def resource_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: httpx, websockets and asyncpg chain the OSError) is
+    the generator running out of file descriptors or ephemeral ports."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 5:
+        if isinstance(cur, OSError) and cur.errno in _RESOURCE_ERRNOS:
+            return True
+        text = str(cur).lower()
+        if any(t in text for t in _RESOURCE_TEXTS):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
 
 
 def _os_message(exc: OSError) -> str:
@@ -159,6 +188,11 @@ class ErrorLog:
     def count(self, metric: str | None = None) -> int:
         """How many failures were counted (of ``metric`` only, when given)."""
         return sum(e.count for e in self._by_key.values() if metric in (None, e.metric))
+
+    def of(self, metric: str) -> tuple[int, str]:
+        """(failures counted for ``metric``, the first example of its most frequent type)."""
+        mine = [e for e in self.entries() if e.metric == metric]
+        return sum(e.count for e in mine), mine[0].example if mine else ""
 
     def summary(self, metrics: Iterable[str] = LISTED) -> list[dict[str, Any]]:
         """The result's ``errors`` list: the entries of ``metrics``, as `entries` orders them."""

@@ -8,7 +8,7 @@ series, so a sub-metric such as ``http_req_duration{name:create_vm}`` costs noth
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pytest_novaload.errors import ConfigError
@@ -16,15 +16,34 @@ from pytest_novaload.metrics.builtins import SUM_GAUGES
 from pytest_novaload.metrics.sinks import KINDS, Counter, Gauge, Rate, Sink, Trend, sink_from_dict
 from pytest_novaload.metrics.tap import TapFactory, tapped_sink
 
-__all__ = ["MetricStore", "Tags", "make_tags", "metric_key", "parse_metric_key"]
+__all__ = ["MAX_SERIES", "OVERFLOW", "MetricStore", "Tags", "make_tags", "metric_key",
+           "parse_metric_key"]
 
 Tags = tuple[tuple[str, str], ...]
 """A series' tags: (key, value) pairs sorted by key, hashable. Build with ``make_tags``."""
 
 
+MAX_SERIES = 1000
+"""Distinct tag sets of one metric at most. A series costs a sink (a t-digest: KBs) per
+metric, in every per-second window and output; ids in URL paths make one per id (37K series
+took 2 GB in 30 s). Past it, new tag sets fold into an overflow series: the tag with the most
+distinct values gets the value ``OVERFLOW``, and `on_series_limit` is called once."""
+OVERFLOW = "__overflow__"
+_OVERFLOW_SLACK = 100  # folded series (one per combination of the other tags) at most
+
+
 _NAME = re.compile(r"[^\s{},]{1,128}")
 _KEY = re.compile(r"\s*([^{}\s]+)\s*(?:\{(.*)\})?\s*", re.DOTALL)
 _KEY_EXAMPLE = "such as 'http_req_duration' or 'http_req_duration{name:create_vm,method:GET}'"
+
+
+def series_limit_warning(name: str, tag: str) -> str:
+    """What to tell the user when metric ``name`` reached MAX_SERIES distinct tag sets."""
+    example = (" e.g. vu.http.get(f'/api/v1/vms/{id}', name='/api/v1/vms/{id}')"
+               if tag in ("name", "url") else "")
+    return (f"{name} reached {MAX_SERIES} series (distinct tag sets): later values of tag "
+            f"'{tag}' are counted together as '{tag}:{OVERFLOW}'. Give such calls one name "
+            f"with name=,{example}")
 
 
 def make_tags(mapping: Mapping[str, object] | None = None, **kw: object) -> Tags:
@@ -99,10 +118,13 @@ def _merge_sink(dst: Sink, src: Sink) -> None:
 class MetricStore:
     """Named metrics, each of one kind, each with one sink per distinct tag set."""
 
-    __slots__ = ("_combine", "_flat", "_kinds", "_series", "_tap")
+    __slots__ = ("_combine", "_flat", "_folded", "_kinds", "_series", "_tap", "on_series_limit")
 
     def __init__(self) -> None:
         self._tap: TapFactory | None = None
+        #: Called once per metric when it reaches MAX_SERIES, with the warning to show.
+        self.on_series_limit: Callable[[str], None] | None = None
+        self._folded: dict[str, str] = {}  # metric -> the tag its overflow folds
         self._kinds: dict[str, str] = {}
         self._combine: dict[str, str] = {}  # gauges only
         self._series: dict[str, dict[Tags, Sink]] = {}
@@ -157,10 +179,9 @@ class MetricStore:
         series = self._series[name]
         sink = series.get(norm)
         if sink is None:
-            combine_ = self._combine.get(name, "max")
-            rec = self._tap(name, kind, norm) if self._tap is not None else None
-            sink = series[norm] = (_new_sink(kind, combine_) if rec is None
-                                   else tapped_sink(kind, combine_, rec))
+            if len(series) >= MAX_SERIES:
+                return self._overflow(name, norm, kind)
+            sink = series[norm] = self._new_series_sink(name, kind, norm)
             self._flat[(name, norm)] = sink
         self._flat[(name, tags)] = sink
         return sink
@@ -170,6 +191,35 @@ class MetricStore:
         sample (the ``json=`` output); None stops tapping new series. Windows, copies and
         merges are never tapped."""
         self._tap = factory
+
+    def _overflow(self, name: str, norm: Tags, kind: str) -> Sink:
+        """The overflow series ``norm`` folds into (never cached by the tags as passed: they
+        are unbounded). The first time, pick the tag with the most distinct values and warn."""
+        series = self._series[name]
+        tag = self._folded.get(name)
+        if tag is None:
+            values: dict[str, set[str]] = {}
+            for tags in series:
+                for k, v in tags:
+                    values.setdefault(k, set()).add(v)
+            tag = max(values, key=lambda k: len(values[k])) if values else ""
+            self._folded[name] = tag
+            if self.on_series_limit is not None:
+                self.on_series_limit(series_limit_warning(name, tag))
+        folded = tuple((k, OVERFLOW if k == tag else v) for k, v in norm)
+        sink = series.get(folded)
+        if sink is None and len(series) >= MAX_SERIES + _OVERFLOW_SLACK:
+            folded = tuple((k, OVERFLOW) for k, _ in norm)  # one series for all the rest
+            sink = series.get(folded)
+        if sink is None:
+            sink = series[folded] = self._new_series_sink(name, kind, folded)
+            self._flat[(name, folded)] = sink
+        return sink
+
+    def _new_series_sink(self, name: str, kind: str, norm: Tags) -> Sink:
+        combine_ = self._combine.get(name, "max")
+        rec = self._tap(name, kind, norm) if self._tap is not None else None
+        return _new_sink(kind, combine_) if rec is None else tapped_sink(kind, combine_, rec)
 
     def define(self, name: str, kind: str, *, combine: str | None = None) -> None:
         """Make metric ``name`` of ``kind`` exist (zero values, no series needed)."""

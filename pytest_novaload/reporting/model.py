@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_novaload.metrics import MetricStore, metric_key, parse_metric_key
+from pytest_novaload.metrics.store import OVERFLOW, series_limit_warning
 from pytest_novaload.thresholds import Outcome, Threshold, Verdict
 
 # Tags of built-in metrics worth a per-value breakdown in summary.json; custom metrics are broken
@@ -238,7 +239,12 @@ class RunResult:
         """Things the user should fix in the test itself (high tag cardinality, ...)."""
         out = []
         for name in sorted(self.store.names()):
-            values = {dict(t).get("name") for t in self.store.series(name)} - {None}
+            series = self.store.series(name)
+            folded = sorted({k for t in series for k, v in t if v == OVERFLOW})
+            if folded:
+                out.append(series_limit_warning(name, folded[0]))
+                continue
+            values = {dict(t).get("name") for t in series} - {None}
             if len(values) > NAME_CARDINALITY_WARNING:
                 out.append(
                     f"{name} has {len(values)} distinct 'name' tags (the default name is the URL "

@@ -62,6 +62,11 @@ def merge_generators(parts: Sequence[ShardPart]) -> dict[str, Any]:
             out[key] = max(values)
     for flag in ("saturated", "stalled"):
         out[flag] = any(bool(g.get(flag)) for _, g in gens)
+    short = [g for _, g in gens if g.get("resource_errors")]
+    if short:  # the generator's own shortage outranks every other verdict
+        out["verdict"] = short[0]["verdict"]
+        out["resource_errors"] = sum(int(g["resource_errors"]) for g in short)
+        out["nofile_limit"] = short[0].get("nofile_limit", -1)
     out["shards"] = [{"worker": p.worker, "rank": p.rank, **g} for p, g in gens]
     return out
 

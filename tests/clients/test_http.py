@@ -618,7 +618,7 @@ def test_runtime_raises_what_the_validator_reports(metric_store: MetricStore,
 def test_validate_http_options_without_a_dict_and_unrelated_keys() -> None:
     assert "expected a dict of HTTP options" in validate_http_options([1])[0]  # type: ignore[arg-type]
     (message,) = validate_http_options({"zzzz": 1})
-    assert "did you mean" not in message and "expected one of headers" in message
+    assert "did you mean" not in message and "expected one of discard_bodies, headers" in message
 
 
 # -- transport-error examples (ctx.on_error) -------------------------------------------------

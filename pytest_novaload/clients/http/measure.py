@@ -17,6 +17,7 @@ from pytest_novaload.clients.http.response import Response
 from pytest_novaload.clients.measure import CallSinks
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics.builtins import define_builtins
+from pytest_novaload.metrics.errors import GENERATOR, RESOURCE_ERROR
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
@@ -28,6 +29,7 @@ __all__ = ["FAILED", "Expected", "HttpMeter", "error_code", "matches"]
 Expected: TypeAlias = "int | range | Collection[int] | None"
 FAILED = "http_req_failed"
 _CALL = ("http_req_duration", "http_reqs", FAILED)
+_SINKS_MAX = 4096
 
 
 def matches(status: int, expected: Expected) -> bool:
@@ -106,6 +108,10 @@ class HttpMeter:
         if not message and failure.type.endswith("Timeout"):
             message = f"no response within {timeout:g}s"
         error = f"{failure.type}: {message}" if message else failure.type
+        if failure.type == RESOURCE_ERROR:  # the generator's shortage, not the server's fault
+            self._ctx.report(GENERATOR, failure.type, f"{error} ({method} {url})")
+            return Response(0, [], b"", elapsed, method, url, reason="", error=error,
+                            error_code=1000)
         base = self._base()
         sinks = self._sinks.get((base, name, method, 0, False, failure.type))
         if sinks is None:
@@ -125,6 +131,8 @@ class HttpMeter:
             ("name", name), ("status", str(status)))
         if error is not None:
             tags = (("error", error), *tags)  # sorted: "error" < "expected_response"
+        if len(self._sinks) >= _SINKS_MAX:
+            self._sinks.clear()  # distinct names (ids in paths): the store folds them anyway
         sinks = self._sinks[(base, name, method, status, ok, error)] = CallSinks(
             self._store, _CALL, with_tags(base, tags))
         return sinks
