@@ -75,7 +75,9 @@ def test_summary_keeps_the_errors_list_shape() -> None:
     log.record("http_req_failed", "HTTP 422", "POST /vms -> 422 {\"detail\": \"name\"}")
     log.record("db_query_failed", "UniqueViolationError", "dup (statement: INSERT vms)")
     log.add(_raised(RuntimeError("x")))
-    scenario, status = log.summary()  # ws/db causes are listed through the scenario's raise
+    scenario, status, db = log.summary()  # every built-in rate's failures are listed
+    assert (db["type"], db["count"], db["metric"]) == ("UniqueViolationError", 1,
+                                                       "db_query_failed")
     assert set(scenario) == {"type", "count", "example", "traceback", "metric"}
     assert (scenario["type"], scenario["count"], scenario["metric"]) == (
         "RuntimeError", 1, ITERATION_FAILED)
