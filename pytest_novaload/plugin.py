@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from pytest_novaload.allowlist import ALLOW_HOSTS_OPTION, Allowlist
-from pytest_novaload.errors import ConfigError, TargetRefused
+from pytest_novaload.errors import BaselineError, ConfigError, TargetRefused
+from pytest_novaload.gate.assess import rule_texts
+from pytest_novaload.gate.options import GATE_OPTIONS, gate_fields, make_gate
 from pytest_novaload.load import Load
 from pytest_novaload.outputs import OutSpec, parse_out_specs, split_env
 from pytest_novaload.outputs.hub import Outputs, open_outputs
@@ -42,6 +44,7 @@ OPTIONS = (
      "xdist: seconds every shard of a load test may take to reach the start barrier "
      "(default 60)"),
     ALLOW_HOSTS_OPTION,
+    *GATE_OPTIONS,
 )
 OUT_HELP = ("stream metrics while loads run, k6's --out: prometheus-rw=URL (Prometheus remote "
             "write, k6's series names) or json=PATH (k6's JSON lines, gzipped for .gz); "
@@ -174,12 +177,14 @@ def resolve_options(config: pytest.Config) -> Options:
             allow_hosts = Allowlist.parse(raw[ALLOW_INI][0], source=raw[ALLOW_INI][1])
         except ConfigError as exc:
             problems.extend(exc.problems)
+    gate = gate_fields(raw, problems)
     if problems:
         raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
             f"  - {p}" for p in problems))
     return Options(scale=scale, duration_scale=duration_scale, results=results,
                    progress=progress, barrier_timeout=barrier_timeout,
-                   allow_hosts=allow_hosts, sources={k: v[1] for k, v in raw.items()})
+                   allow_hosts=allow_hosts, sources={k: v[1] for k, v in raw.items()},
+                   **gate)
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal plugin has made its reporter
@@ -200,7 +205,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if workerinput is not None:
         # An xdist worker runs shards; the controller writes the artifacts and the terminal.
-        options = replace(options, results=None)
+        options = replace(options, results=None, baseline=None, baseline_save=None)
         # Remote workers (--tx socket=/ssh=) target what the controller targets, unless their
         # host sets its own value.
         for key, value in dict(workerinput.get("novaload_env") or {}).items():
@@ -213,14 +218,14 @@ def pytest_configure(config: pytest.Config) -> None:
                                             barrier_timeout=options.barrier_timeout)
             config.stash[session_key] = NovaloadSession(
                 options, shard=shard, rootdir=Path(str(config.rootpath)),
-                outputs=outputs(worker=str(workerinput.get("workerid", "gw"))))
+                outputs=outputs(worker=str(workerinput.get("workerid", "gw"))), worker=True)
             config.pluginmanager.register(
                 WorkerPlugin(shard, lambda item: _shard_meta(item, options)),
                 "novaload-worker")
             return
         config.stash[session_key] = NovaloadSession(
             options, rootdir=Path(str(config.rootpath)),
-            outputs=outputs(worker=str(workerinput.get("workerid", "gw"))))
+            outputs=outputs(worker=str(workerinput.get("workerid", "gw"))), worker=True)
         return
     tr = config.pluginmanager.get_plugin("terminalreporter")
     write = None
@@ -246,9 +251,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
         isatty = bool(tr.hasmarkup)
     controller = _xdist_controller(config)
+    try:
+        gate = make_gate(options.baseline, options.baseline_save, options.regressions,
+                         options.marginal_fails)
+    except BaselineError as exc:
+        raise pytest.UsageError(f"pytest-novaload: {exc}") from None
     session = NovaloadSession(options, write=write, isatty=isatty, width=width,
                               rootdir=Path(str(config.rootpath)),
-                              outputs=outputs(controller=controller))
+                              outputs=outputs(controller=controller), gate=gate)
     config.stash[session_key] = session
     if controller:
         from pytest_novaload.xdist.plugin import ControllerPlugin
@@ -263,9 +273,9 @@ def _xdist_controller(config: pytest.Config) -> bool:
             and bool(config.getoption("tx", None)))
 
 
-def _shard_meta(item: pytest.Item, options: Options) -> tuple[dict[str, Any],
-                                                             tuple[Threshold, ...]] | None:
-    """What the xdist controller needs of a load test: its plan and its thresholds."""
+def _shard_meta(item: pytest.Item, options: Options) -> tuple[
+        dict[str, Any], tuple[Threshold, ...], dict[str, list[str]] | None] | None:
+    """What the xdist controller needs of a load test: its plan, thresholds and rules."""
     spec = item.stash.get(spec_key, None)
     if spec is None or item.get_closest_marker("load") is None:
         return None
@@ -274,7 +284,8 @@ def _shard_meta(item: pytest.Item, options: Options) -> tuple[dict[str, Any],
                              duration_scale=options.duration_scale).describe()
     except ConfigError:
         executor = {"type": spec.executor}
-    return executor, spec.thresholds
+    rules = rule_texts(spec.regressions).get("regressions")
+    return executor, spec.thresholds, rules
 
 
 def _session(config: pytest.Config) -> NovaloadSession:
@@ -398,6 +409,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
     directory = session.write_artifacts()
     if directory is not None:
         terminalreporter.write_line(f"load results: {directory}")
+    for line in session.finish():
+        terminalreporter.write_line(line)
 
 
 def _report_outputs(terminalreporter: Any, session: NovaloadSession) -> None:
@@ -418,6 +431,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     s = session.config.stash.get(session_key, None)
     if s is not None:
         s.write_artifacts()
+        s.finish()
         reports = s.outputs.close()
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:  # xdist worker: the controller prints these
@@ -447,5 +461,17 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return (f"novaload: load_scale={o.scale:g}{where('load_scale')}, "
             f"load_duration_scale={o.duration_scale:g}{where('load_duration_scale')}, "
             f"load_results={o.results or 'off'}{where('load_results')}, loop={loop_name()}"
-            f"{out}\nnovaload: load_allow_hosts=loopback"
+            f"{out}{_gate_header(o)}\nnovaload: load_allow_hosts=loopback"
             + "".join(f",{e}" for e in o.allow_hosts.entries) + where(ALLOW_INI))
+
+
+def _gate_header(o: Options) -> str:
+    """The PR gate's options, when any is set."""
+    src = o.sources
+    parts = [f"{key}={value}" + (f" ({src[key]})" if key in src else "")
+             for key, value in (("load_baseline", o.baseline),
+                                ("load_baseline_save", o.baseline_save),
+                                ("load_regressions", o.regressions),
+                                ("load_marginal_fails", "yes" if o.marginal_fails else None))
+             if value]
+    return "".join(f", {p}" for p in parts)

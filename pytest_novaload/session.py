@@ -11,6 +11,7 @@ captured (``ErrorLog``). Targets are checked against the allowlist before any lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -26,15 +27,20 @@ from typing import Any, Protocol
 from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
-from pytest_novaload.errors import LoadAborted, ShardError, ThresholdsFailed
+from pytest_novaload.errors import LoadAborted, RegressionFailed, ShardError, ThresholdsFailed
+from pytest_novaload.gate.assess import Gate, assess, interval_keys, rule_texts
+from pytest_novaload.gate.baseline import save_baseline
+from pytest_novaload.gate.gitlab import render_metrics
+from pytest_novaload.gate.rules import Rule
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.timeline import Timeline
 from pytest_novaload.outputs.hub import Outputs
 from pytest_novaload.redact import Redactor, display_target, env_secrets
 from pytest_novaload.reporting import html, markdown, terminal
 from pytest_novaload.reporting.model import RunResult, threshold_keys
 from pytest_novaload.reporting.terminal import LiveProgress
 from pytest_novaload.spec import LoadSpec
-from pytest_novaload.thresholds import Verdict, judge
+from pytest_novaload.thresholds import Threshold, Verdict, judge
 from pytest_novaload.xdist.wire import Merged
 
 TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
@@ -51,12 +57,19 @@ class Options:
     barrier_timeout: float = 60.0             # xdist: seconds to wait for every shard to start
     allow_hosts: Allowlist = field(default_factory=Allowlist)  # besides loopback
     sources: Mapping[str, str] = field(default_factory=dict)  # option -> where it came from
+    baseline: str | None = None               # PR gate: compare with this baseline
+    baseline_save: str | None = None          # PR gate: write a baseline file here
+    regressions: str | None = None            # PR gate: the default rules' text
+    marginal_fails: bool = False              # a marginal threshold fails
 
     def to_dict(self) -> dict[str, Any]:
         return {"load_scale": self.scale, "load_duration_scale": self.duration_scale,
                 "load_results": self.results if self.results is not None else "off",
                 "load_barrier_timeout": self.barrier_timeout,
                 "load_allow_hosts": list(self.allow_hosts.entries),
+                "load_baseline": self.baseline, "load_baseline_save": self.baseline_save,
+                "load_regressions": self.regressions,
+                "load_marginal_fails": self.marginal_fails,
                 "sources": dict(self.sources)}
 
 
@@ -82,9 +95,13 @@ class NovaloadSession:
     def __init__(self, options: Options, *, write: Callable[[str], None] | None = None,
                  isatty: bool = False, shard: Shard | None = None,
                  rootdir: Path | None = None, outputs: Outputs | None = None,
-                 width: Callable[[], int] | None = None) -> None:
+                 width: Callable[[], int] | None = None, gate: Gate | None = None,
+                 worker: bool = False) -> None:
         self.options = options
         self.width = width   # the terminal's columns now, for the live progress line
+        self.gate = gate or Gate()
+        self.worker = worker                # an xdist worker: the controller reports
+        self._finished = False
         self.outputs = outputs or Outputs()  # --load-out: fed while each load runs
         self.output_notes: list[str] = []   # xdist: what the workers' outputs said
         self._secrets: list[str] = []
@@ -136,7 +153,8 @@ class NovaloadSession:
                             timeseries_keys=threshold_keys(spec.thresholds), test_id=nodeid,
                             keep_windows=self.shard is not None,
                             on_window=on_window if outs else None,
-                            allowlist=self.options.allow_hosts, redactor=redactor)
+                            allowlist=self.options.allow_hosts, redactor=redactor,
+                            interval_keys=self.gate_keys(spec.thresholds, spec.regressions))
         self._log(f"start {nodeid}: {plan.describe()} shard {rank + 1}/{world}")
         if self.shard is not None:
             self.shard.attach(runner)
@@ -150,7 +168,9 @@ class NovaloadSession:
         if self.shard is None:
             result = build_result(nodeid, plan.describe(), measured, judge(
                 spec.thresholds, measured.store, measured.duration, aborted=measured.aborted,
-                interrupted=measured.interrupted), shards=1)
+                interrupted=measured.interrupted, stages=measured.stages,
+                timeline=measured.timeline), shards=1, extra=rule_texts(spec.regressions))
+            self.apply_gate(result, spec.thresholds, spec.regressions, measured.timeline)
         else:
             merged = self.shard.finish(nodeid, measured, runner)
             result = build_result(nodeid, plan.describe(), merged.measured, merged.verdict,
@@ -165,9 +185,13 @@ class NovaloadSession:
             result.outcome = "error"
             self.write_artifacts()
             raise measured.crashed
+        regressed = result.regression_message()
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
-            raise exc(self._failure(result.failure_message()))
+            raise exc(self._failure(result.failure_message()
+                                    + (f"\n{regressed}" if regressed else "")))
+        if regressed:
+            raise RegressionFailed(self._failure(regressed))
         return result
 
     @property
@@ -200,6 +224,47 @@ class NovaloadSession:
                 allow.check_url(os.environ[key], what=key)
         if os.environ.get("DATABASE_URL"):
             allow.check_dsn(os.environ["DATABASE_URL"], what="DATABASE_URL")
+
+    # -- the PR gate --------------------------------------------------------------------------
+    def gate_keys(self, thresholds: tuple[Threshold, ...],
+                  regressions: Mapping[str, tuple[Rule, ...]] | None) -> tuple[str, ...]:
+        """The metric keys whose per-second numbers a run keeps for the gate."""
+        return interval_keys(thresholds, regressions, self.gate.rules)
+
+    def apply_gate(self, result: RunResult, thresholds: tuple[Threshold, ...],
+                   regressions: Mapping[str, tuple[Rule, ...]] | None,
+                   timeline: Timeline | None) -> None:
+        """Where the verdict is made (here, or the xdist controller on every shard merged):
+        95% intervals, marginal thresholds, and the comparison with the baseline."""
+        if result.verdict.interrupted:
+            return
+        verdict, extra = assess(self.gate, entry=result.to_dict(), verdict=result.verdict,
+                                store=result.store, duration=result.duration,
+                                timeline=timeline, stages=result.stages,
+                                thresholds=thresholds, regressions=regressions,
+                                machine=machine_info(), options=self.options.to_dict())
+        result.verdict = verdict
+        result.outcome = verdict.outcome
+        result.extra.update(extra)
+
+    def finish(self) -> list[str]:
+        """Once, after the last test: the baseline file (``--load-baseline-save``) and, under
+        GitHub Actions, SUMMARY.md appended to ``$GITHUB_STEP_SUMMARY``. What it wrote."""
+        if self._finished or self.worker or not self.results:
+            return []
+        self._finished = True
+        summary = self.summary_dict()
+        done: list[str] = []
+        if self.gate.save:
+            path = save_baseline(self.gate.save, summary, default=self.gate.rules)
+            done.append(f"load baseline written: {path}")
+            self._log(f"baseline written to {path}")
+        step = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step:
+            with contextlib.suppress(OSError), open(step, "a", encoding="utf-8") as fh:
+                fh.write(markdown.render(summary) + "\n")
+                done.append(f"load summary appended to $GITHUB_STEP_SUMMARY ({step})")
+        return done
 
     def show_notices(self) -> None:
         """Print the outputs' warnings not shown yet (each output warns once)."""
@@ -282,6 +347,7 @@ class NovaloadSession:
         summary = redactor.redact_obj(self.summary_dict())
         self.write_file("summary.json", json.dumps(summary, indent=2, default=str), data=True)
         self.write_file("SUMMARY.md", markdown.render(summary))
+        self.write_file("metrics.txt", render_metrics(summary))  # GitLab's metrics report
         self.write_file("report.html", html.render(summary, self._timeseries))
         self.write_file("timeseries.ndjson",  # its lines were redacted as they came
                         "".join(json.dumps(line) + "\n" for line in self._timeseries), data=True)
@@ -312,7 +378,7 @@ def build_result(nodeid: str, executor: dict[str, Any], measured: Measurements,
         nodeid, measured.store, measured.duration, executor, verdict,
         errors=measured.errors.summary(),
         shards=shards, started=measured.started, finished=measured.finished,
-        generator=measured.generator, extra=extra or {})
+        generator=measured.generator, extra=dict(extra or {}), stages=measured.stages)
 
 
 def report_properties(result: RunResult) -> list[tuple[str, object]]:
@@ -325,6 +391,11 @@ def report_properties(result: RunResult) -> list[tuple[str, object]]:
             break
     if "http_req_failed" in result.store:
         props.append(("http_req_failed_rate", result.metric("http_req_failed").rate))
+    comparison = result.comparison()
+    if comparison is not None:
+        from pytest_novaload.gate.report import stat_line
+        props.append(("comparison", comparison.verdict))
+        props += [(f"comparison {s.metric} {s.stat}", stat_line(s)) for s in comparison.stats]
     return props
 
 

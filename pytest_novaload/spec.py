@@ -17,11 +17,13 @@ from typing import Any
 from pytest_novaload.display import show
 from pytest_novaload.engine.executors import EXECUTORS, Args, ExecutorConfig
 from pytest_novaload.errors import ConfigError
+from pytest_novaload.gate.rules import Rule, parse_regressions
 from pytest_novaload.limits import plan_problems, screen
+from pytest_novaload.metrics.timeline import find_stage, spans_of, strip_stage
 from pytest_novaload.thresholds import Threshold, parse_thresholds
 from pytest_novaload.thresholds.kinds import check_builtin_kinds
 
-COMMON_KEYWORDS = frozenset({"executor", "thresholds", "http", "ws", "db"})
+COMMON_KEYWORDS = frozenset({"executor", "thresholds", "regressions", "http", "ws", "db"})
 ALL_EXECUTOR_KEYWORDS = frozenset().union(*(cls.keywords() for cls in EXECUTORS.values()))
 ALL_KEYWORDS = COMMON_KEYWORDS | ALL_EXECUTOR_KEYWORDS
 
@@ -34,6 +36,8 @@ class LoadSpec:
     args: Mapping[str, Any]
     thresholds: tuple[Threshold, ...] = ()
     client_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    regressions: Mapping[str, tuple[Rule, ...]] | None = None
+    """The marker's ``regressions=`` (None: the session's default rules)."""
 
     @classmethod
     def parse(cls, kwargs: Mapping[str, Any], args: tuple[Any, ...] = ()) -> LoadSpec:
@@ -70,6 +74,12 @@ class LoadSpec:
                 except ConfigError as exc:
                     problems.extend(exc.problems)
                 problems.extend(check_builtin_kinds(thresholds))
+        regressions = None
+        if "regressions" in kwargs:
+            try:
+                regressions = parse_regressions(kwargs["regressions"])
+            except ConfigError as exc:
+                problems.extend(exc.problems)
         client_options: dict[str, Mapping[str, Any]] = {}
         for proto in ("http", "ws", "db"):
             if proto in kwargs:
@@ -80,10 +90,12 @@ class LoadSpec:
                 else:
                     problems.extend(f"{proto} option {p}" for p in _validate_client(proto, opt))
                     client_options[proto] = dict(opt)
-        spec = cls(executor or "", args_, thresholds, client_options)
+        spec = cls(executor or "", args_, thresholds, client_options, regressions)
         if executor:
             # Run the checks of plan() once now, at scale 1, to report value problems early.
-            spec._resolve(1.0, 1.0, problems)
+            plan = spec._resolve(1.0, 1.0, problems)
+            if plan is not None:
+                problems.extend(_check_stages(thresholds, regressions, plan))
         if problems:
             raise ConfigError(problems)
         return spec
@@ -189,6 +201,30 @@ def _shortcut(args: dict[str, Any], problems: list[str]) -> str | None:
         "no load given: pass stages=[('30s', 100), ...] (ramping-vus), vus= and duration= "
         "(constant-vus), iterations= (shared-iterations), or executor= with its arguments")
     return None
+
+
+def _check_stages(thresholds: tuple[Threshold, ...],
+                  regressions: Mapping[str, tuple[Rule, ...]] | None,
+                  plan: ExecutorConfig) -> list[str]:
+    """Every ``{stage:...}`` a threshold or rule key names must be a stage of the plan."""
+    spans = spans_of(plan.describe())
+    keys = [t.metric for t in thresholds] + list(regressions or ())
+    problems: list[str] = []
+    for key in dict.fromkeys(keys):
+        _, stage = strip_stage(key)
+        if stage is None or find_stage(stage, spans) is not None:
+            continue
+        if not spans:
+            problems.append(f"'{key}': {{stage:{stage}}} needs an executor with stages "
+                            f"(ramping-vus, ramping-arrival-rate); {plan.type} has none")
+            continue
+        names = [s.name for s in spans if s.name]
+        known = (f"stage names: {', '.join(names)}; " if names else "") + \
+            f"stage numbers 1 to {len(spans)}"
+        problems.append(f"'{key}': there is no stage '{stage}' in this plan ({known}); name a "
+                        "stage with a third item, e.g. ('5m', 100, 'peak'), and write "
+                        "{stage:peak}")
+    return problems
 
 
 def _validate_client(proto: str, options: Mapping[str, Any]) -> list[str]:

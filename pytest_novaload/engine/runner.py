@@ -26,6 +26,7 @@ from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import GENERATOR
+from pytest_novaload.metrics.timeline import StageStores, Timeline, spans_of
 from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
 
@@ -61,6 +62,8 @@ class Measurements:
     aborted: str | None = None          # the reason, when abort_on_fail stopped the run
     generator: dict[str, Any] = field(default_factory=dict)
     crashed: Exception | None = None    # the run itself failed; what it measured is kept
+    stages: StageStores | None = None   # every sample of each stage (stage-scoped thresholds)
+    timeline: Timeline | None = None    # per-second numbers of the judged keys (this process)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -86,9 +89,12 @@ class LoadRunner:
                  store: MetricStore | None = None, progress: Progress | None = None,
                  timeseries_keys: tuple[str, ...] = (), test_id: str = "",
                  keep_windows: bool = False, on_window: WindowSink | None = None,
-                 allowlist: Allowlist | None = None, redactor: Redactor | None = None) -> None:
+                 allowlist: Allowlist | None = None, redactor: Redactor | None = None,
+                 interval_keys: tuple[str, ...] = ()) -> None:
         """``allowlist``: the hosts the clients may load besides loopback (default: loopback
-        only); ``redactor``: hides secrets in error examples (default: the env's)."""
+        only); ``redactor``: hides secrets in error examples (default: the env's);
+        ``interval_keys``: the metric keys whose per-second numbers the gate keeps."""
+        spans = spans_of(plan.describe())
         self.plan = plan.shard(rank, world)
         self.mix = ScenarioMix(scenario)
         self.store = store if store is not None else MetricStore()
@@ -115,6 +121,12 @@ class LoadRunner:
         self._t_start = time.perf_counter()
         self._window_start: float | None = None
         self._lines: list[dict[str, Any]] = []
+        # Stage boundaries cut the open second into pieces, each in one stage (0: none).
+        self.timeline = Timeline(interval_keys, spans)
+        self.stages = StageStores(spans) if spans else None
+        self._load_t0: float | None = None
+        self._piece_start: float | None = None
+        self._pieces: list[tuple[MetricStore, int, float]] = []
 
     # -- control from other threads (xdist side channel) ------------------------------------
     def request_abort(self, reason: str) -> None:
@@ -178,14 +190,15 @@ class LoadRunner:
             duration=duration, timeseries=self._lines, interrupted=interrupted,
             aborted=self._abort_reason,
             generator=self.health.summary(cpu, duration, resources=self.rt.errors.of(GENERATOR)),
-            crashed=crashed)
+            crashed=crashed, stages=self.stages, timeline=self.timeline)
 
     async def _run(self) -> None:
         self._main = asyncio.current_task()
         self._t_start = time.perf_counter()
         # The first time-series window starts with the loop, not before the GC set-up: under
         # a loaded machine that set-up can take a second, which would skip a second's line.
-        self._window_start = time.time()
+        self._window_start = self._piece_start = self._load_t0 = time.time()
+        self.timeline.t0 = self._load_t0
         if self._abort_reason is not None:
             return
         helpers = [asyncio.ensure_future(self._sample()), asyncio.ensure_future(self._tick())]
@@ -226,8 +239,13 @@ class LoadRunner:
             # stall past a boundary closes the late window at once instead of skipping a second.
             start = self._window_start if self._window_start is not None else self._wall_start
             boundary = math.floor(start) + 1.0
-            while (left := boundary - time.time()) > 0:  # timers may wake a hair early
+            cut = self._next_cut(boundary)
+            target = cut if cut is not None else boundary
+            while (left := target - time.time()) > 0:  # timers may wake a hair early
                 await asyncio.sleep(left)
+            if cut is not None:
+                self._cut(cut)
+                continue
             self._flush_window(boundary)
             self._check_aborts()
             if self.progress is not None:
@@ -245,10 +263,39 @@ class LoadRunner:
     def _check_aborts(self) -> None:
         if not self.abort_thresholds or self._abort_reason is not None:
             return
+        # A shard leaves window thresholds to the controller (on every shard merged).
         reason = abort_check(self.abort_thresholds, self.store,
-                             time.perf_counter() - self._t_start)
+                             time.perf_counter() - self._t_start, stages=self.stages,
+                             timeline=None if self.keep_windows else self.timeline)
         if reason is not None:
             self.request_abort(reason)
+
+    def _stage_at(self, a: float, b: float) -> int:
+        """The stage (1-based; 0 for none) running in the middle of [a, b] (unix times)."""
+        if self._load_t0 is None or self.stages is None:
+            return 0
+        mid = (a + b) / 2.0 - self._load_t0
+        for span in self.stages.spans:
+            if span.start <= mid < span.end:
+                return span.index
+        return 0
+
+    def _next_cut(self, boundary: float) -> float | None:
+        """The first stage end strictly inside the open piece and before ``boundary``."""
+        if self.stages is None or self._load_t0 is None or self._piece_start is None:
+            return None
+        for span in self.stages.spans:
+            at = self._load_t0 + span.end
+            if self._piece_start + 1e-3 < at < boundary - 1e-3:
+                return at
+        return None
+
+    def _cut(self, at: float) -> None:
+        """A stage ends inside the open second: what was measured since the last cut is a
+        piece of that second in the stage that ended (two small dict walks, once a stage)."""
+        start = self._piece_start if self._piece_start is not None else at
+        self._pieces.append((self.store.roll(), self._stage_at(start, at), max(at - start, 0.0)))
+        self._piece_start = at
 
     def _flush_window(self, boundary: float | None = None) -> None:
         """Close the current time-series window, labelled with the unix second it started in;
@@ -256,12 +303,28 @@ class LoadRunner:
         now = time.time()
         start: float = self._window_start if self._window_start is not None else self._wall_start
         self._window_start = boundary if boundary is not None else now
-        window = self.store.roll()
+        piece_start = self._piece_start if self._piece_start is not None else start
+        last = self.store.roll()
+        pieces = [*self._pieces, (last, self._stage_at(piece_start, now),
+                                  max(now - piece_start, 0.0))]
+        self._pieces = []
+        self._piece_start = self._window_start
+        if len(pieces) == 1:
+            window = last
+        else:
+            window = MetricStore()
+            for piece, _, _ in pieces:
+                window.merge(piece)
         t = int(start)
         self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys,
                                         length=max(now - start, 1e-3)))
-        if self.keep_windows:
-            self._windows.append((t, window.to_dict()))
+        for piece, stage, length in pieces:
+            self.timeline.add(t, piece, stage=stage)
+            if stage and self.stages is not None:
+                self.stages.add(stage, piece, length)
+            if self.keep_windows:
+                self._windows.append((t, {**piece.to_dict(), "stage": stage,
+                                          "length": length}))
         if self.on_window is not None:
             with contextlib.suppress(Exception):  # an output never breaks the load
                 self.on_window(t, window, now)

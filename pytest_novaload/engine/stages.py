@@ -20,6 +20,8 @@ class Stage:
 
     duration: float
     target: float
+    name: str | None = None
+    """``("5m", 10000, "peak")``: thresholds may judge it alone, ``{stage:peak}``."""
 
 
 @dataclass(frozen=True)
@@ -236,18 +238,44 @@ def _first_positive(ramp: Ramp) -> float:
 
 def parse_stages(raw: Sequence[object]) -> tuple[list[tuple[object, object]], list[str]]:
     """Split raw stage entries into (duration, target) pairs, reporting malformed ones."""
-    pairs: list[tuple[object, object]] = []
+    named, problems = parse_named_stages(raw)
+    return [(d, t) for d, t, _ in named], problems
+
+
+def parse_named_stages(raw: Sequence[object]
+                       ) -> tuple[list[tuple[object, object, str | None]], list[str]]:
+    """Raw stage entries -> (duration, target, name or None); a name is a third item or a
+    ``"name"`` key, unique, without braces, commas or colons (it goes in ``{stage:name}``)."""
+    pairs: list[tuple[object, object, str | None]] = []
     problems: list[str] = []
+    seen: set[str] = set()
+
+    def named(i: int, name: object) -> str | None:
+        if name is None:
+            return None
+        if not isinstance(name, str) or not name or not all(
+                c.isalnum() or c in "_-." for c in name) or name.isdigit():
+            problems.append(f"stages[{i}] name {name!r}: expected a word of letters, digits, "
+                            "'_', '-' or '.' (not only digits), e.g. 'peak'")
+            return None
+        if name in seen:
+            problems.append(f"stages[{i}] name '{name}': another stage has that name; stage "
+                            "names are unique")
+        seen.add(name)
+        return name
+
     for i, entry in enumerate(raw):
         if isinstance(entry, dict):
-            if set(entry) != {"duration", "target"}:
+            if not {"duration", "target"} <= set(entry) <= {"duration", "target", "name"}:
                 problems.append(
                     f"stages[{i}] = {entry!r}: expected a (duration, target) pair or "
-                    f"{{'duration': ..., 'target': ...}}, e.g. ('30s', 100)")
+                    f"{{'duration': ..., 'target': ..., 'name': ...}} ('name' optional), "
+                    "e.g. ('30s', 100)")
                 continue
-            pairs.append((entry["duration"], entry["target"]))
-        elif isinstance(entry, list | tuple) and len(entry) == 2:
-            pairs.append((entry[0], entry[1]))
+            pairs.append((entry["duration"], entry["target"], named(i, entry.get("name"))))
+        elif isinstance(entry, list | tuple) and len(entry) in (2, 3):
+            pairs.append((entry[0], entry[1],
+                          named(i, entry[2]) if len(entry) == 3 else None))
         else:
             problems.append(
                 f"stages[{i}] = {entry!r}: expected a (duration, target) pair such as ('30s', 100)")

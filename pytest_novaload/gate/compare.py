@@ -100,10 +100,32 @@ class StatComparison:
             "relative_change": _j(self.relative), "allowed": _j(self.allowed),
             "baseline_interval": _jp(self.baseline_interval),
             "change_interval": _jp(self.change_interval), "unit": self.unit,
+            "kind": self.kind,
         }
         if self.note:
             d["note"] = self.note
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatComparison:
+        """Inverse of ``to_dict`` (SUMMARY.md and JUnit read summary.json's comparison)."""
+        return cls(str(d.get("metric", "")), str(d.get("stat", "")), str(d.get("rule", "")),
+                   str(d.get("kind", "")), _f(d.get("baseline")), _f(d.get("value")),
+                   str(d.get("verdict", "")), _pair(d.get("interval")),
+                   _pair(d.get("baseline_interval")), _pair(d.get("change_interval")),
+                   _f(d.get("allowed")), str(d.get("note", "")))
+
+
+def _f(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _pair(x: Any) -> Pair | None:
+    if isinstance(x, list | tuple) and len(x) == 2:
+        lo, hi = _f(x[0]), _f(x[1])
+        if lo is not None and hi is not None:
+            return lo, hi
+    return None
 
 
 def _j(x: float | None) -> float | None:
@@ -140,6 +162,14 @@ class TestComparison:
         if self.reason:
             d["reason"] = self.reason
         return d
+
+    @classmethod
+    def from_dict(cls, nodeid: str, d: Mapping[str, Any]) -> TestComparison:
+        """Inverse of ``to_dict`` for test ``nodeid``."""
+        return cls(nodeid, str(d.get("baseline", "")), str(d.get("verdict", "")),
+                   [StatComparison.from_dict(s) for s in d.get("stats") or ()
+                    if isinstance(s, Mapping)],
+                   [str(w) for w in d.get("warnings") or ()], str(d.get("reason", "")))
 
     def failure_message(self) -> str:
         """For RegressionFailed: every regressed statistic with its numbers."""

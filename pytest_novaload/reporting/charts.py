@@ -55,7 +55,8 @@ def finite(v: Any) -> float | None:
 
 def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "",
                limits: Sequence[tuple[str, float]] = (),
-               stages: Sequence[float] = ()) -> str:
+               stages: Sequence[float] = (),
+               dashed: frozenset[str] = frozenset()) -> str:
     """An inline SVG line chart: one polyline per named series of (x, y) points, axes with
     min/mid/max labels and ``unit`` along the y axis, a title and a legend giving each
     series' range (min–max).
@@ -128,7 +129,8 @@ def line_chart(title: str, series: Mapping[str, Points], *, unit: str = "",
             label = f"{name} {fmt_num(lo)}–{fmt_num(hi)}"
             coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in
                               _thin([(sx(x), sy(y)) for x, y in sorted(pts)]))
-            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" '
+            dash = ' stroke-dasharray="6 4"' if name in dashed else ""
+            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6"{dash} '
                        f'points="{coords}"/>')
             if len(pts) == 1:
                 x, y = pts[0]
@@ -213,13 +215,37 @@ def threshold_limits(thresholds: Iterable[Mapping[str, Any]], metric: str,
     return out
 
 
+def baselines(test: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """(metric, stat) -> the baseline's value, from a test's summary.json comparison."""
+    comparison = test.get("comparison")
+    out: dict[tuple[str, str], float] = {}
+    if isinstance(comparison, Mapping):
+        for s in comparison.get("stats") or ():
+            value = finite(s.get("baseline")) if isinstance(s, Mapping) else None
+            if value is not None:
+                out[(str(s.get("metric")), str(s.get("stat")))] = value
+    return out
+
+
+def _flat(points: Points, value: float | None) -> dict[str, Points]:
+    """A baseline drawn as a horizontal line across ``points``' time span."""
+    xs = [x for x, _ in points]
+    if value is None or not xs:
+        return {}
+    return {"baseline": [(min(xs), value), (max(xs), value)]}
+
+
 def timeseries_charts(lines: Sequence[Mapping[str, Any]],
                       thresholds: Sequence[Mapping[str, Any]] = (),
-                      stage_ends: Sequence[float] = ()) -> str:
+                      stage_ends: Sequence[float] = (),
+                      baseline: Mapping[tuple[str, str], float] | None = None) -> str:
     """The charts of one test from its time-series lines: requests, queries or messages (or
     iterations) per second, that latency's p95/p99/avg, errors per second and active VUs;
     each with the stage boundaries (``stage_ends``, seconds from the start) and, where a
-    threshold limits what the chart shows, its limit."""
+    threshold limits what the chart shows, its limit; with a ``baseline`` (the comparison's)
+    its throughput and p(95) as dashed lines."""
+    base = baseline or {}
+    dashed = frozenset({"baseline"})
     by = _by_metric(lines)
     t0 = min((t for rows in by.values() for t in rows), default=0)
     empty: dict[int, Mapping[str, Any]] = {}
@@ -228,16 +254,18 @@ def timeseries_charts(lines: Sequence[Mapping[str, Any]],
     count, per = (proto[0], proto[1]) if proto else ("iterations", "iter")
     title = {"req": "Requests", "query": "Queries", "msg": "WebSocket messages received",
              "iter": "Iterations"}[per]
+    rate = _points(by.get(count, empty), "rate", t0)
     charts = [line_chart(f"{title} per second",
-                         {f"{per}/s": _points(by.get(count, empty), "rate", t0)},
-                         unit=f"{per}/s", stages=stages,
+                         {f"{per}/s": rate, **_flat(rate, base.get((count, "rate")))},
+                         unit=f"{per}/s", stages=stages, dashed=dashed,
                          limits=threshold_limits(thresholds, count, ["rate"]))]
     dur = proto[2] if proto and proto[2] in by else "iteration_duration"
     rows = by.get(dur, empty)
     stats = ("p(95)", "p(99)", "avg")
-    charts.append(line_chart(f"{dur} (ms)", {st.replace("(", "").replace(")", ""):
-                                             _points(rows, st, t0) for st in stats},
-                             unit="ms", stages=stages,
+    series = {st.replace("(", "").replace(")", ""): _points(rows, st, t0) for st in stats}
+    charts.append(line_chart(f"{dur} (ms)",
+                             {**series, **_flat(series["p95"], base.get((dur, "p(95)")))},
+                             unit="ms", stages=stages, dashed=dashed,
                              limits=threshold_limits(thresholds, dur,
                                                      [*stats, "med", "max", "min"])))
     errors: dict[str, Points] = {}

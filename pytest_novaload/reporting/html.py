@@ -12,7 +12,14 @@ from typing import Any
 
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics.builtins import unit_of
-from pytest_novaload.reporting.charts import esc, finite, fmt_num, protocol, timeseries_charts
+from pytest_novaload.reporting.charts import (
+    baselines,
+    esc,
+    finite,
+    fmt_num,
+    protocol,
+    timeseries_charts,
+)
 from pytest_novaload.units import format_bytes
 
 __all__ = ["render"]
@@ -229,7 +236,8 @@ def _test_section(i: int, t: Mapping[str, Any], lines: Sequence[Mapping[str, Any
     return "".join([
         f'<section id="test-{i}"><h2>{esc(t.get("nodeid", "?"))} {_outcome(t.get("outcome"))}'
         "</h2>", _header(t), _thresholds(t), "<h3>Over time</h3>",
-        timeseries_charts(lines, t.get("thresholds") or (), stage_ends(t.get("executor") or {})),
+        timeseries_charts(lines, t.get("thresholds") or (), stage_ends(t.get("executor") or {}),
+                          baselines(t)),
         _trends(metrics), _others(metrics), _checks(t), _errors(t), _generator(t), "</section>"])
 
 

@@ -37,6 +37,12 @@ def render(summary: dict[str, Any]) -> str:
             for x in t["thresholds"]:
                 obs = x.get("observed")
                 obs_s = x.get("display") or ("—" if obs is None else f"{obs:.4g}")
+                iv = x.get("interval")
+                if isinstance(iv, list) and len(iv) == 2:
+                    obs_s += f" [{iv[0]:.4g}, {iv[1]:.4g}]" + (
+                        " (marginal)" if x.get("marginal") else "")
+                if x.get("detail"):
+                    obs_s += f" ({x['detail']})"
                 reason = f" — {x['reason']}" if x.get("reason") else ""
                 res = "ok" if x.get("ok") else f"**FAILED**{reason}"
                 out.append(f"| `{x['metric']}` | `{x['expression']}` | {obs_s} | {res} |")
@@ -88,4 +94,22 @@ def render(summary: dict[str, Any]) -> str:
         if g:
             out.append(f"Generator: {g.get('verdict')} (loop {g.get('loop')}, lag p99 "
                        f"{g.get('loop_lag_p99_ms')} ms, CPU {float(g.get('cpu', 0)) * 100:.0f}%).")
+    out += _gate_sections(summary)
     return "\n".join(out) + "\n"
+
+
+def _gate_sections(summary: dict[str, Any]) -> list[str]:
+    """The before/after tables (with a baseline) and the plan's Performance Baselines."""
+    from pytest_novaload.gate.compare import TestComparison
+    from pytest_novaload.gate.report import render_markdown
+    from pytest_novaload.gate.seed import render_markdown as seed_markdown
+
+    out: list[str] = []
+    comparisons = [TestComparison.from_dict(str(t.get("nodeid", "")), t["comparison"])
+                   for t in summary.get("tests", []) if isinstance(t.get("comparison"), dict)]
+    if comparisons:
+        out += ["", render_markdown(comparisons)]
+    seed = seed_markdown(summary)
+    if seed:
+        out += ["", seed]
+    return out

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_novaload.gate.compare import TestComparison
 from pytest_novaload.metrics import MetricStore, metric_key, parse_metric_key
 from pytest_novaload.metrics.store import OVERFLOW, series_limit_warning
+from pytest_novaload.metrics.timeline import StageStores
 from pytest_novaload.thresholds import Outcome, Threshold, Verdict
 
 # Tags of built-in metrics worth a per-value breakdown in summary.json; custom metrics are broken
@@ -130,6 +132,10 @@ class RunResult:
     finished: float = 0.0
     generator: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    """What summary.json adds: xdist's start spread, the gate's ``comparison``, and
+    ``ci95`` (by metric key, merged into that metric's entry)."""
+    stages: StageStores | None = None
+    """Every sample of each stage: ``metric(name, stage="peak")``, ``{stage:peak}`` keys."""
 
     def __post_init__(self) -> None:
         if not self.outcome:
@@ -161,15 +167,27 @@ class RunResult:
         """
         base, filters = parse_metric_key(name)
         filters.update({k: str(v) for k, v in tags.items()})
-        series = self.store.series(base) if base in self.store else {}
+        stage = filters.pop("stage", None)
+        store, duration = (self.store, self.duration) if stage is None else self._stage(stage)
+        series = store.series(base) if base in store else {}
         known = {k for t in series for k, _ in t}
         unknown = sorted(set(filters) - known)
         if series and unknown:
             # A tag key no sample carries is a typo, not "zero requests": say so.
             raise KeyError(f"metric '{base}' has no tag {', '.join(map(repr, unknown))}; its "
                            f"tags are {', '.join(sorted(known)) or '(none)'}")
-        sink = self.store.aggregate(base, filters or None)
-        return MetricStats(metric_key(base, filters), sink, self.duration)
+        sink = store.aggregate(base, filters or None)  # KeyError naming what exists
+        key = metric_key(base, {**filters, **({"stage": stage} if stage else {})})
+        return MetricStats(key, sink, duration)
+
+    def _stage(self, ref: str) -> tuple[MetricStore, float]:
+        """The store and duration of stage ``ref`` (a name or a 1-based number)."""
+        span = self.stages.find(ref) if self.stages is not None else None
+        if span is None or self.stages is None:
+            spans = self.stages.spans if self.stages is not None else ()
+            known = ", ".join(s.label for s in spans) or "none (the executor has no stages)"
+            raise KeyError(f"stage '{ref}' is not a stage of this run; stages: {known}")
+        return self.stages.store(span.index, like=self.store), self.stages.duration(span.index)
 
     def checks(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -192,7 +210,15 @@ class RunResult:
             out[name] = self.store.aggregate(name).stats(self.duration)
         for o in self.thresholds:
             base, filters = parse_metric_key(o.threshold.metric)
-            if filters and base in self.store:
+            if "stage" in filters:
+                try:
+                    store, duration = self._stage(filters.pop("stage"))
+                except KeyError:
+                    continue
+                if base in store:
+                    out[o.threshold.metric] = store.aggregate(base, filters or None).stats(
+                        duration)
+            elif filters and base in self.store:
                 out[o.threshold.metric] = self.store.aggregate(base, filters).stats(self.duration)
         for name in sorted(self.store.names()):
             series = self.store.series(name)
@@ -221,7 +247,7 @@ class RunResult:
             "duration_s": round(self.duration, 3),
             "executor": self.executor,
             "shards": self.shards,
-            "metrics": self.metrics_dict(),
+            "metrics": self._metrics_with_intervals(),
             "thresholds": [o.to_dict() for o in self.thresholds],
             "checks": self.checks(),
             "errors": self.errors,
@@ -232,8 +258,15 @@ class RunResult:
         warnings = self.warnings()
         if warnings:
             d["warnings"] = warnings
-        d.update(self.extra)
+        d.update({k: v for k, v in self.extra.items() if k != "ci95"})
         return d
+
+    def _metrics_with_intervals(self) -> dict[str, dict[str, Any]]:
+        metrics = self.metrics_dict()
+        for key, fields in (self.extra.get("ci95") or {}).items():
+            if key in metrics:
+                metrics[key] = {**metrics[key], **fields}
+        return metrics
 
     def warnings(self) -> list[str]:
         """Things the user should fix in the test itself (high tag cardinality, ...)."""
@@ -255,6 +288,16 @@ class RunResult:
     def failure_message(self) -> str:
         """Every threshold with its observed value and limit; the failed ones marked."""
         return self.verdict.message(self.nodeid)
+
+    def comparison(self) -> TestComparison | None:
+        """The comparison with the baseline (``--load-baseline``), when there was one."""
+        d = self.extra.get("comparison")
+        return TestComparison.from_dict(self.nodeid, d) if isinstance(d, dict) else None
+
+    def regression_message(self) -> str | None:
+        """For RegressionFailed: every regressed statistic, or None when none regressed."""
+        c = self.comparison()
+        return c.failure_message() if c is not None and c.verdict == "regressed" else None
 
 
 def _iso(ts: float) -> str:

@@ -155,7 +155,15 @@ def _metric_line(name: str, st: dict[str, Any]) -> str:
     kind = st.get("type")
     if kind == "trend":
         fields = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"]
-        body = " ".join(f"{f}={_fmt_ms(float(st[f]))}" for f in fields if f in st)
+        ci = st.get("ci95") or {}
+
+        def shown(f: str) -> str:
+            iv = ci.get(f)
+            tail = (f" [{_fmt_ms(float(iv[0]))}, {_fmt_ms(float(iv[1]))}]"
+                    if isinstance(iv, list) and len(iv) == 2 else "")
+            return f"{f}={_fmt_ms(float(st[f]))}{tail}"
+
+        body = " ".join(shown(f) for f in fields if f in st)
         return f"{label} {body}  count={st.get('count', 0)}"
     if kind == "counter" and unit_of(name) == "bytes":
         return f"{label} {format_bytes(st['count'])}  {format_bytes(st['rate'])}/s"
@@ -208,6 +216,11 @@ def render(result: RunResult) -> str:
             lines.append(f"    {e['type']} x{e['count']}: {example}")
     for w in d.get("warnings", []):
         lines.append(f"  WARNING  {w}")
+    comparison = result.comparison()
+    if comparison is not None:
+        from pytest_novaload.gate.report import render_text
+        lines.append("  BASELINE")
+        lines += ["    " + x for x in render_text([comparison]).rstrip("\n").splitlines()]
     g = d.get("generator") or {}
     if g:
         lines.append(f"  GENERATOR  {g.get('verdict', '')}  (loop {g.get('loop')}, lag p99 "

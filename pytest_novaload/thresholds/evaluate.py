@@ -33,6 +33,14 @@ class Outcome:
     """Why there is no verdict on a value ("no samples", "metric 'x' was never recorded...")."""
     kind: str = ""
     """The metric's kind ("" when the metric is missing); rates print as a fraction and %."""
+    interval: tuple[float, float] | None = None
+    """The observed value's 95% confidence interval, when the run measured its noise."""
+    marginal: bool = False
+    """The interval straddles the limit: the point verdict could go either way."""
+    detail: str | None = None
+    """What else the line says (a window threshold's worst window)."""
+    window_start: float | None = None
+    """A window threshold: the worst window's start, seconds from the load's first second."""
 
     @property
     def metric(self) -> str:
@@ -50,8 +58,16 @@ class Outcome:
     def line(self) -> str:
         """``http_req_duration p(95)<500 -> 612.4 ms  FAILED`` (reason appended if any)."""
         th = self.threshold
-        text = (f"{th.metric} {th.expression} -> {self.format_observed()}  "
+        observed = self.format_observed()
+        if self.interval is not None:
+            observed += " " + _format_interval(self.interval, self.unit, self.kind)
+        window = f" in every {th.window:g}s window" if th.window is not None else ""
+        text = (f"{th.metric} {th.expression}{window} -> {observed}  "
                 f"{'ok' if self.ok else 'FAILED'}")
+        if self.marginal:
+            text += " (marginal: the 95% interval straddles the limit)"
+        if self.detail:
+            text += f" ({self.detail})"
         return f"{text} ({self.reason})" if self.reason else text
 
     def format_observed(self) -> str:
@@ -81,6 +97,14 @@ class Outcome:
             d.update(abort_on_fail=True, delay_abort_eval=th.delay_abort_eval)
         if self.reason:
             d["reason"] = self.reason
+        if th.window is not None:
+            d["window"] = {"length_s": th.window, "worst_start_s": self.window_start,
+                           "value": self.observed}
+        if self.interval is not None:
+            d["interval"] = list(self.interval)
+            d["marginal"] = self.marginal
+        if self.detail:
+            d["detail"] = self.detail
         return d
 
     @classmethod
@@ -89,7 +113,11 @@ class Outcome:
         observed = d.get("observed")
         return cls(threshold=Threshold.from_dict(d),
                    observed=None if observed is None else float(observed), ok=bool(d["ok"]),
-                   unit=d.get("unit", ""), reason=d.get("reason"), kind=d.get("kind", ""))
+                   unit=d.get("unit", ""), reason=d.get("reason"), kind=d.get("kind", ""),
+                   interval=(float(d["interval"][0]), float(d["interval"][1]))
+                   if d.get("interval") else None, marginal=bool(d.get("marginal")),
+                   detail=d.get("detail"),
+                   window_start=(d.get("window") or {}).get("worst_start_s"))
 
 
 def _trim(x: float, decimals: int) -> str:
@@ -100,6 +128,15 @@ def _trim(x: float, decimals: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def _format_interval(iv: tuple[float, float], unit: str, kind: str) -> str:
+    lo, hi = iv
+    if unit == "ms":
+        return f"[{lo:.1f}, {hi:.1f}]"
+    if kind == "rate":
+        return f"[{_trim(lo * 100, 2)}%, {_trim(hi * 100, 2)}%]"
+    return f"[{_trim(lo, 2)}, {_trim(hi, 2)}]"
 
 
 def _unit(kind: str, agg: str) -> str:

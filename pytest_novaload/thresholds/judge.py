@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_novaload.metrics import MetricStore
-from pytest_novaload.thresholds.evaluate import Outcome, evaluate, evaluate_all
+from pytest_novaload.metrics.timeline import StageStores, Timeline
+from pytest_novaload.thresholds.evaluate import Outcome
 from pytest_novaload.thresholds.parser import Threshold
+from pytest_novaload.thresholds.scoped import evaluate_scoped
 
 __all__ = ["Verdict", "abort_check", "judge"]
 
@@ -66,18 +68,24 @@ class Verdict:
 
 
 def judge(thresholds: Iterable[Threshold], store: MetricStore, duration_s: float, *,
-          aborted: str | None = None, interrupted: bool = False) -> Verdict:
-    """Judge every threshold on ``store`` (``duration_s`` of test time, for counter rates);
-    an interrupted run is judged on nothing."""
+          aborted: str | None = None, interrupted: bool = False,
+          stages: StageStores | None = None, timeline: Timeline | None = None) -> Verdict:
+    """Judge every threshold on ``store`` (``duration_s`` of test time, for counter rates),
+    a stage-scoped one on its stage's samples (``stages``) and a window one on every window
+    of the per-second ``timeline``; an interrupted run is judged on nothing."""
     if interrupted:
         return Verdict((), aborted, True)
-    return Verdict(tuple(evaluate_all(thresholds, store, duration_s)), aborted)
+    return Verdict(tuple(evaluate_scoped(th, store, duration_s, stages=stages,
+                                         timeline=timeline) for th in thresholds), aborted)
 
 
 def abort_check(thresholds: Iterable[Threshold], store: MetricStore, elapsed_s: float, *,
-                skip_gauges: bool = False) -> str | None:
+                skip_gauges: bool = False, stages: StageStores | None = None,
+                timeline: Timeline | None = None) -> str | None:
     """The reason to stop now, or None: the first ``abort_on_fail`` threshold past its
-    ``delay_abort_eval`` that fails on a value (a metric without samples never aborts).
+    ``delay_abort_eval`` that fails on a value (a metric without samples never aborts); a
+    window threshold is judged on its trailing window (skipped without a ``timeline``), a
+    stage-scoped one on its stage so far (skipped without ``stages``).
 
     ``skip_gauges``: the numbers are shards' windows summed, which say nothing of a gauge.
     """
@@ -86,7 +94,11 @@ def abort_check(thresholds: Iterable[Threshold], store: MetricStore, elapsed_s: 
             continue
         if skip_gauges and th.name in store and store.kind(th.name) == "gauge":
             continue
-        outcome = evaluate(th, store, elapsed_s)
+        if (th.window is not None and timeline is None) or (
+                "stage" in th.filters and stages is None):
+            continue
+        outcome = evaluate_scoped(th, store, elapsed_s, stages=stages, timeline=timeline,
+                                  trailing=True)
         if outcome.observed is not None and not outcome.ok:
             return f"abort_on_fail: {outcome.line()}"
     return None

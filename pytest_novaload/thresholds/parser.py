@@ -48,7 +48,7 @@ _BARE_PERCENTILE = re.compile(rf"p(?:ct|ercentile)?_?({_DECIMAL})", re.IGNORECAS
 _ALIASES = {"mean": "avg", "average": "avg", "median": "med", "minimum": "min",
             "maximum": "max"}
 _OP_FIXES = {"=": "==", "=<": "<=", "=>": ">=", "<>": "!=", "!==": "!="}
-_DICT_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
+_DICT_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval", "window")
 MAX_EXPRESSION = 200
 """Longest expression accepted, in characters (``p(99.9) <= 250`` is 14): longer text is not a
 threshold, and the bound keeps every parse step short."""
@@ -73,6 +73,8 @@ class Threshold:
     abort_on_fail: bool = False
     delay_abort_eval: float = 0.0
     """Seconds after the start before an ``abort_on_fail`` threshold may stop the run."""
+    window: float | None = None
+    """Seconds: the threshold must hold in every sliding window this long (None: whole run)."""
 
     @property
     def name(self) -> str:
@@ -88,14 +90,16 @@ class Threshold:
         """JSON builtins."""
         return {"metric": self.metric, "expression": self.expression, "agg": self.agg,
                 "op": self.op, "limit": self.limit, "abort_on_fail": self.abort_on_fail,
-                "delay_abort_eval": self.delay_abort_eval}
+                "delay_abort_eval": self.delay_abort_eval,
+                **({"window": self.window} if self.window is not None else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Threshold:
         """Inverse of ``to_dict``."""
         return cls(metric=d["metric"], expression=d["expression"], agg=d["agg"], op=d["op"],
                    limit=float(d["limit"]), abort_on_fail=bool(d.get("abort_on_fail", False)),
-                   delay_abort_eval=float(d.get("delay_abort_eval", 0.0)))
+                   delay_abort_eval=float(d.get("delay_abort_eval", 0.0)),
+                   window=float(d["window"]) if d.get("window") is not None else None)
 
 
 def parse_expression(expr: str, *, metric: str | None = None) -> tuple[str, str, float]:
@@ -245,6 +249,7 @@ def _parse_item(key: str, raw_key: str, item: object, problems: list[str]) -> Th
     """One list entry (str or dict); appends to ``problems`` and returns None when bad."""
     abort = False
     delay = 0.0
+    window: float | None = None
     if isinstance(item, Mapping):
         unknown = [k for k in item if k not in _DICT_KEYS]
         if unknown:
@@ -264,6 +269,8 @@ def _parse_item(key: str, raw_key: str, item: object, problems: list[str]) -> Th
                                        what=f"thresholds['{raw_key}'] delay_abort_eval")
             except ConfigError as e:
                 problems.extend(e.problems)
+        if "window" in item:
+            window = _window(item["window"], raw_key, problems)
         if expr is None:
             problems.append(f"thresholds['{raw_key}']: {_shown_repr(item)} has no 'threshold' "
                             "key; write {'threshold': 'p(95)<500', 'abort_on_fail': True}")
@@ -281,4 +288,25 @@ def _parse_item(key: str, raw_key: str, item: object, problems: list[str]) -> Th
         problems.extend(e.problems)
         return None
     return Threshold(metric=key, expression=expr.strip(), agg=agg, op=op, limit=limit,
-                     abort_on_fail=abort, delay_abort_eval=delay)
+                     abort_on_fail=abort, delay_abort_eval=delay, window=window)
+
+
+def _window(value: object, raw_key: str, problems: list[str]) -> float | None:
+    """A window threshold's length: a duration of at least one second."""
+    try:
+        seconds = parse_duration(value,  # type: ignore[arg-type]
+                                 what=f"thresholds['{raw_key}'] window")
+    except ConfigError as e:
+        problems.extend(e.problems)
+        return None
+    if seconds < 1.0:
+        problems.append(f"thresholds['{raw_key}'] window={_shown_repr(value)}: expected a "
+                        "duration of at least 1s (windows slide over the per-second "
+                        "numbers), e.g. '30s'")
+        return None
+    if "stage" in parse_metric_key(raw_key)[1]:
+        problems.append(f"thresholds['{raw_key}'] window={_shown_repr(value)}: a window "
+                        "threshold applies to the whole run; drop either the window or the "
+                        "{stage:...} tag")
+        return None
+    return seconds

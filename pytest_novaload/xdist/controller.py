@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_novaload.engine.runner import Snapshot
 from pytest_novaload.engine.stages import stage_ends
+from pytest_novaload.gate.rules import Rule, parse_regressions
+from pytest_novaload.metrics.timeline import Timeline, spans_of
 from pytest_novaload.reporting.terminal import LiveProgress
 from pytest_novaload.session import NovaloadSession, build_result
 from pytest_novaload.thresholds import abort_check, judge
@@ -27,7 +29,7 @@ from pytest_novaload.xdist.fanout import (
     why_not_started,
     worker_key,
 )
-from pytest_novaload.xdist.merge import ShardPart, fanout_extra, merge_parts
+from pytest_novaload.xdist.merge import ShardPart, Windows, fanout_extra, merge_parts
 from pytest_novaload.xdist.wire import (
     Abort,
     Arrive,
@@ -48,6 +50,11 @@ if TYPE_CHECKING:
     import execnet
 
 __all__ = ["Coordinator", "Reporter"]
+
+
+def _rules(meta: LoadMeta) -> dict[str, tuple[Rule, ...]] | None:
+    """The marker's regression rules of a load test (checked at collection on the worker)."""
+    return parse_regressions(meta.regressions) if meta.regressions is not None else None
 
 
 class Reporter(Protocol):
@@ -86,7 +93,10 @@ class Coordinator:
         """The scheduler sent these load tests to these workers, in this order."""
         with self._lock:
             for nodeid in nodeids:
-                run = Fanout(nodeid, self.meta[nodeid], sorted(workers, key=worker_key))
+                meta = self.meta[nodeid]
+                run = Fanout(nodeid, meta, sorted(workers, key=worker_key))
+                run.windows = Windows(Timeline(self.session.gate_keys(
+                    meta.thresholds, _rules(meta)), spans_of(meta.executor)))
                 self.runs[nodeid] = run
                 self.order.append(run)
 
@@ -197,7 +207,8 @@ class Coordinator:
             return
         run.live.last_abort_check = now
         reason = abort_check(run.meta.thresholds, run.windows.total,
-                             time.time() - run.released, skip_gauges=True)
+                             time.time() - run.released, skip_gauges=True,
+                             timeline=run.windows.timeline)
         if reason is not None:
             self._abort(run, f"{reason} (all {run.world} shards merged)")
 
@@ -244,11 +255,17 @@ class Coordinator:
             failure = (f"{run.failure or 'a shard left'}; the measurements of the other "
                        f"{len(parts)} shard(s) are kept in summary.json")
         verdict = judge(run.meta.thresholds, merged.store, merged.duration,
-                        aborted=merged.aborted, interrupted=merged.interrupted)
-        run.result = build_result(run.nodeid, run.meta.executor, merged, verdict,
-                                  shards=run.world, extra=extra)
+                        aborted=merged.aborted, interrupted=merged.interrupted,
+                        stages=merged.stages, timeline=run.windows.timeline)
+        if run.meta.regressions is not None:
+            extra["regressions"] = run.meta.regressions
+        run.result = result = build_result(run.nodeid, run.meta.executor, merged, verdict,
+                                           shards=run.world, extra=extra)
+        self.session.apply_gate(result, run.meta.thresholds, _rules(run.meta),
+                                run.windows.timeline)
         for w in run.results:
-            self._send(w, Merged(run.nodeid, merged, verdict, run.world, extra, failure))
+            self._send(w, Merged(run.nodeid, merged, result.verdict, run.world, result.extra,
+                                 failure))
 
     # -- outputs (--load-out): the merged numbers, one series set per test ------------------
     def _stream(self, run: Fanout, wid: str, windows: Sequence[tuple[int, Any]]) -> None:

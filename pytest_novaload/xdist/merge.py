@@ -10,6 +10,7 @@ from typing import Any
 from pytest_novaload.engine.runner import Measurements, window_lines
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import ErrorLog
+from pytest_novaload.metrics.timeline import StageStores, Timeline
 
 __all__ = ["ShardPart", "Windows", "fanout_extra", "merge_generators", "merge_parts"]
 
@@ -38,11 +39,17 @@ def merge_parts(parts: Sequence[ShardPart], *, aborted: str | None = None) -> Me
         errors.merge(p.measured.errors)
     ms = [p.measured for p in ordered]
     reason = aborted or next((m.aborted for m in ms if m.aborted), None)
+    stages: StageStores | None = None
+    for m in ms:
+        if m.stages is not None:
+            if stages is None:
+                stages = StageStores(m.stages.spans)
+            stages.merge(m.stages)
     return Measurements(store=store, errors=errors, started=min(m.started for m in ms),
                         finished=max(m.finished for m in ms),
                         duration=max(m.duration for m in ms), timeseries=[],
                         interrupted=any(m.interrupted for m in ms), aborted=reason,
-                        generator=merge_generators(ordered))
+                        generator=merge_generators(ordered), stages=stages)
 
 
 def merge_generators(parts: Sequence[ShardPart]) -> dict[str, Any]:
@@ -92,13 +99,16 @@ class Windows:
     """Every shard's per-second windows merged, by unix second, and their running total
     (what the controller judges abort_on_fail and shows progress on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeline: Timeline | None = None) -> None:
         self.by_second: dict[int, MetricStore] = {}
         self.total = MetricStore()
+        self.timeline = timeline if timeline is not None else Timeline()
+        """The judged keys per second and stage (window thresholds, intervals)."""
 
     def add(self, windows: Iterable[tuple[int, dict[str, Any]]]) -> None:
         for t, wd in windows:
             window = MetricStore.from_dict(wd)
+            self.timeline.add(int(t), window, stage=int(wd.get("stage") or 0))
             self.total.merge(window)  # copies what it keeps: the window stays independent
             mine = self.by_second.get(int(t))
             if mine is None:

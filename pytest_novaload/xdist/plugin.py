@@ -23,8 +23,10 @@ from pytest_novaload.xdist.scheduler import FanoutScheduling
 from pytest_novaload.xdist.wire import LoadMeta, Meta
 from pytest_novaload.xdist.worker import WorkerShard
 
-ShardMetaFn = Callable[[pytest.Item], tuple[dict[str, Any], tuple[Threshold, ...]] | None]
-"""plugin.py's view of an item: (executor description, thresholds) for a load test, else None."""
+ShardMetaFn = Callable[[pytest.Item], tuple[dict[str, Any], tuple[Threshold, ...],
+                                            dict[str, list[str]] | None] | None]
+"""plugin.py's view of an item: (executor description, thresholds, the marker's regression
+rules) for a load test, else None."""
 
 
 class WorkerPlugin:
@@ -43,9 +45,9 @@ class WorkerPlugin:
             meta = self.meta_of(item)
             if meta is None:
                 continue
-            executor, thresholds = meta
+            executor, thresholds, rules = meta
             path, line, name = item.location
-            metas[item.nodeid] = LoadMeta((str(path), line, name), executor, thresholds)
+            metas[item.nodeid] = LoadMeta((str(path), line, name), executor, thresholds, rules)
         self.shard.load_ids = set(metas)
         self.shard.send(Meta(metas))
 

@@ -15,6 +15,7 @@ from typing import Any
 from pytest_novaload.engine.runner import Measurements
 from pytest_novaload.metrics import MetricStore, Trend
 from pytest_novaload.metrics.errors import ErrorLog
+from pytest_novaload.metrics.timeline import StageStores
 from pytest_novaload.thresholds import Threshold, Verdict
 
 __all__ = ["WINDOW_CENTROIDS", "Abort", "Arrive", "Cancel", "Done", "Go", "LoadMeta",
@@ -36,16 +37,20 @@ class LoadMeta:
     location: tuple[str, int | None, str]
     executor: dict[str, Any]
     thresholds: tuple[Threshold, ...]
+    regressions: dict[str, list[str]] | None = None
+    """The marker's ``regressions=`` as rule texts (None: the session's default rules)."""
 
     def to_wire(self) -> dict[str, Any]:
         return {"location": self.location, "executor": self.executor,
-                "thresholds": [t.to_dict() for t in self.thresholds]}
+                "thresholds": [t.to_dict() for t in self.thresholds],
+                "regressions": self.regressions}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> LoadMeta:
         loc = d["location"]
         return cls((str(loc[0]), loc[1], str(loc[2])), dict(d["executor"]),
-                   tuple(Threshold.from_dict(t) for t in d["thresholds"]))
+                   tuple(Threshold.from_dict(t) for t in d["thresholds"]),
+                   d.get("regressions"))
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ def measurements_to_wire(m: Measurements) -> dict[str, Any]:
     """A run's measurements as builtins (its local time series stays home)."""
     return {"store": m.store.to_dict(), "errors": m.errors.to_list(), "started": m.started,
             "finished": m.finished, "duration": m.duration, "aborted": m.aborted,
-            "interrupted": m.interrupted, "generator": m.generator}
+            "interrupted": m.interrupted, "generator": m.generator,
+            "stages": m.stages.to_wire() if m.stages is not None else None}
 
 
 def measurements_from_wire(d: dict[str, Any]) -> Measurements:
@@ -149,7 +155,8 @@ def measurements_from_wire(d: dict[str, Any]) -> Measurements:
                         started=float(d["started"]), finished=float(d["finished"]),
                         duration=float(d["duration"]), timeseries=[],
                         interrupted=bool(d.get("interrupted")), aborted=d.get("aborted"),
-                        generator=dict(d.get("generator") or {}))
+                        generator=dict(d.get("generator") or {}),
+                        stages=StageStores.from_wire(d["stages"]) if d.get("stages") else None)
 
 
 def _windows(raw: Any) -> WindowList:
@@ -232,4 +239,4 @@ def compact_store_dict(d: dict[str, Any], max_centroids: int = WINDOW_CENTROIDS
                    "sink": Trend.from_dict(s["sink"]).compact(max_centroids).to_dict()}
                   for s in entry["series"]]
         metrics[name] = {**entry, "series": series}
-    return {"metrics": metrics}
+    return {**d, "metrics": metrics}  # a window's stage and length travel with it

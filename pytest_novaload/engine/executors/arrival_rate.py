@@ -151,7 +151,8 @@ class RampingArrivalRateConfig(ArrivalRateConfig):
 
     def _rate_fields(self) -> dict[str, Any]:
         return {"start_rate": self.ramp.start,
-                "stages": [[format_duration(s.duration), s.target] for s in self.ramp.stages]}
+                "stages": [[format_duration(s.duration), s.target, *([s.name] if s.name else [])]
+                           for s in self.ramp.stages]}
 
 
 async def run(rt: RunContext, plan: ArrivalRateConfig) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pytest_novaload.engine.stages import Ramp, Stage, parse_stages
+from pytest_novaload.engine.stages import Ramp, Stage, parse_named_stages
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.units import format_duration, parse_duration
 
@@ -112,17 +112,17 @@ class Args:
                 f"stages={raw!r}: expected a non-empty list of (duration, target) "
                 "pairs, e.g. [('30s', 100), ('1m', 100), ('30s', 0)]")
             return Ramp(start, ())
-        pairs, bad = parse_stages(raw)
+        pairs, bad = parse_named_stages(raw)
         self.problems.extend(bad)
         stages: list[Stage] = []
-        for i, (d, value) in enumerate(pairs):
+        for i, (d, value, name) in enumerate(pairs):
             try:
                 seconds = parse_duration(d, what=f"stages[{i}] duration")  # type: ignore[arg-type]
             except ConfigError as exc:
                 self.problems.extend(exc.problems)
                 continue
             stages.append(Stage(seconds * self.duration_scale,
-                                target(f"stages[{i}] target", value)))
+                                target(f"stages[{i}] target", value), name))
         return Ramp(start, tuple(stages))
 
     def graceful_stop(self) -> float:

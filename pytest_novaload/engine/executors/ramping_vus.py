@@ -67,8 +67,8 @@ class RampingVusConfig(ExecutorConfig):
 
     def _fields(self) -> dict[str, Any]:
         return {"start_vus": int(self.ramp.start),
-                "stages": [[format_duration(s.duration), int(s.target)]
-                           for s in self.ramp.stages],
+                "stages": [[format_duration(s.duration), int(s.target),
+                            *([s.name] if s.name else [])] for s in self.ramp.stages],
                 "graceful_ramp_down": format_duration(self.graceful_ramp_down)}
 
     async def run(self, rt: RunContext) -> None:
