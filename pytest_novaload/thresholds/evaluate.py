@@ -98,8 +98,8 @@ class Outcome:
         if self.reason:
             d["reason"] = self.reason
         if th.window is not None:
-            d["window"] = {"length_s": th.window, "worst_start_s": self.window_start,
-                           "value": self.observed}
+            d["window"] = th.window
+            d["worst_window"] = {"start_s": self.window_start, "value": self.observed}
         if self.interval is not None:
             d["interval"] = list(self.interval)
             d["marginal"] = self.marginal
@@ -117,7 +117,7 @@ class Outcome:
                    interval=(float(d["interval"][0]), float(d["interval"][1]))
                    if d.get("interval") else None, marginal=bool(d.get("marginal")),
                    detail=d.get("detail"),
-                   window_start=(d.get("window") or {}).get("worst_start_s"))
+                   window_start=(d.get("worst_window") or {}).get("start_s"))
 
 
 def _trim(x: float, decimals: int) -> str:

@@ -28,7 +28,7 @@ def test_gate(load):
 
     load.run(user)
 '''
-RULE = 'regressions={"http_req_duration": ["p(95) +50% >10ms"]},'
+RULE = 'regressions={"http_req_duration": ["p(95) +100% >50ms"]},'
 
 
 def write(pytester: pytest.Pytester, *, duration: str = "5s", extra: str = RULE) -> None:
@@ -81,7 +81,7 @@ def test_recording_writes_a_diffable_baseline_with_intervals(
     assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"  # stable, diffable
     (entry,) = data["tests"].values()
     assert entry["executor"]["type"] == "constant-vus"
-    assert entry["regressions"] == {"http_req_duration": ["p(95) +50% >10ms"]}
+    assert entry["regressions"] == {"http_req_duration": ["p(95) +100% >50ms"]}
     duration = entry["metrics"]["http_req_duration"]
     lo, hi = duration["ci95"]["p(95)"]
     assert lo <= duration["p(95)"] <= hi
@@ -126,16 +126,16 @@ def test_unchanged_server_passes_and_every_report_shows_it(
 
 def test_a_slower_server_is_regressed_and_fails_naming_the_stat(
         pytester: pytest.Pytester, recorded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DELAY_MS", "60")
+    monkeypatch.setenv("DELAY_MS", "200")
     result = run(pytester, "--load-baseline", str(recorded))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*RegressionFailed*", "*1 of 1 compared statistics regressed*",
+    result.stdout.fnmatch_lines(["*RegressionFailed: 1 of 1 compared statistics regressed*",
                                  "*http_req_duration p(95)*REGRESSED*"])
     test = the_test(pytester)
     assert test["outcome"] == "failed"
     assert test["comparison"]["verdict"] == "regressed"
     (stat,) = test["comparison"]["stats"]
-    assert stat["change"] > 40 and stat["verdict"] == "regressed"
+    assert stat["change"] > 100 and stat["verdict"] == "regressed"
 
 
 def test_a_run_too_short_for_its_noise_is_inconclusive_and_passes(
@@ -144,7 +144,7 @@ def test_a_run_too_short_for_its_noise_is_inconclusive_and_passes(
     baseline = pytester.path / "short.json"
     monkeypatch.setenv("DELAY_MS", "5")
     run(pytester, "--load-baseline-save", str(baseline)).assert_outcomes(passed=1)
-    monkeypatch.setenv("DELAY_MS", "60")
+    monkeypatch.setenv("DELAY_MS", "200")
     result = run(pytester, "--load-baseline", str(baseline))
     result.assert_outcomes(passed=1)
     (stat,) = the_test(pytester)["comparison"]["stats"]
@@ -207,7 +207,7 @@ def test_bad_rules_are_errors_at_collection_and_in_options(
     write(pytester, duration="1s")
     result = run(pytester, "--load-regressions", "trend=p(95) 10%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--load-regressions*", "*needs a sign*"])
+    result.stderr.fnmatch_lines(["*--load-regressions*needs a sign*"])
     result = run(pytester, "--load-marginal-fails", "maybe")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--load-marginal-fails='maybe'*"])
@@ -217,6 +217,6 @@ def test_options_show_in_the_header(pytester: pytest.Pytester, recorded: Path) -
     write(pytester, duration="1s")
     result = run(pytester, "--load-baseline", str(recorded), "--load-marginal-fails", "yes",
                  "--load-regressions", "trend=p(95) +20% >2ms")
-    result.stdout.fnmatch_lines([f"*load_baseline={recorded} (--load-baseline)*",
-                                 "*load_regressions=trend=p(95) +20% >2ms*",
-                                 "*load_marginal_fails=yes*"])
+    result.stdout.fnmatch_lines([f"*load_baseline={recorded} (--load-baseline), "
+                                 "load_regressions=trend=p(95) +20% >2ms (--load-regressions), "
+                                 "load_marginal_fails=yes (--load-marginal-fails)*"])
