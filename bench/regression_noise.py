@@ -135,18 +135,24 @@ def main() -> int:
             server.factor = factor
             counts = {"regressed": 0, "pass": 0, "inconclusive": 0, "other": 0}
             p95s = []
+            which: dict[str, int] = {}
             for _ in range(args.runs):
                 test = run_once(d, server, results, baseline=baseline)
                 comparison = test.get("comparison")
                 verdict = comparison.get("verdict") if isinstance(comparison, dict) else None
                 counts[verdict if verdict in counts else "other"] += 1
+                for stat in comparison.get("stats", []) if isinstance(comparison, dict) else []:
+                    if stat.get("verdict") == "regressed":
+                        which[f"{stat['metric']} {stat['stat']}"] = which.get(
+                            f"{stat['metric']} {stat['stat']}", 0) + 1
                 p95s.append(_p95(test))
             p95s.sort()
             rows.append((label, counts, p95s[len(p95s) // 2]))
             print(f"{label:>11}: REGRESSED {counts['regressed']}/{args.runs}, pass "
                   f"{counts['pass']}, inconclusive {counts['inconclusive']}"
                   + (f", other {counts['other']}" if counts["other"] else "")
-                  + f"  (median p(95) {p95s[len(p95s) // 2]:.2f} ms)", flush=True)
+                  + f"  (median p(95) {p95s[len(p95s) // 2]:.2f} ms)"
+                  + (f"; regressed stats: {which}" if which else ""), flush=True)
         n = args.runs
         slack = max(1, n // 20)
         goals = [("unchanged", rows[0][1]["regressed"] <= slack, f"<= {slack} in {n}"),

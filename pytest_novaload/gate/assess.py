@@ -126,7 +126,10 @@ def assess(gate: Gate, *, entry: Mapping[str, Any], verdict: Verdict, store: Met
                            dict(regressions) if regressions is not None else None, gate.rules)
     intervals = _intervals(entry, store, duration, timeline, stages, thresholds, rules)
     verdict = _marginal(verdict, intervals, gate.marginal_fails)
-    extra: dict[str, Any] = {"ci95": intervals}
+    # summary.json carries the intervals of the trends judged and of what the rules judge;
+    # a rate or counter a threshold alone names keeps its interval on the threshold.
+    extra: dict[str, Any] = {"ci95": {k: v for k, v in intervals.items()
+                                      if kinds.get(k) == "trend" or k in rules}}
     if gate.baseline is not None:
         merged = dict(entry)
         merged["metrics"] = {k: {**v, **intervals.get(k, {})}
