@@ -253,7 +253,7 @@ class NovaloadSession:
         if self._finished or self.worker or not self.results:
             return []
         self._finished = True
-        summary = self.summary_dict()
+        summary = self.redactor.redact_obj(self.summary_dict())  # no secret in a baseline
         done: list[str] = []
         if self.gate.save:
             path = save_baseline(self.gate.save, summary, default=self.gate.rules)

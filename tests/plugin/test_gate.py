@@ -121,7 +121,8 @@ def test_unchanged_server_passes_and_every_report_shows_it(
              for p in ET.parse(pytester.path / "junit.xml").getroot().iter("property")}
     assert props["comparison"] == "pass"
     assert "http_req_duration p(95)" in props["comparison http_req_duration p(95)"]
-    assert "stroke-dasharray" in (folder / "report.html").read_text()  # the baseline line
+    html = (folder / "report.html").read_text()
+    assert 'stroke-dasharray="6 4"' in html and ">baseline " in html  # the baseline line
 
 
 def test_a_slower_server_is_regressed_and_fails_naming_the_stat(
