@@ -31,7 +31,7 @@ from pytest_novaload.redact import display_target
 __all__ = ["HttpClient"]
 
 DEFAULT_FOLLOWED_REDIRECTS = 10  # follow_redirects=True with max_redirects=0 (k6's default)
-_TARGET_CACHE_MAX = 4096
+_TARGET_CACHE_MAX = 1024  # per VU (one client each): 50 VUs x 4096 targets was ~100 MB
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
