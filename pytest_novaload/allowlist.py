@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pytest_novaload.errors import ConfigError, TargetRefused
 from pytest_novaload.redact import display_target
+from pytest_novaload.urls import split_url
 
 __all__ = [
     "ALLOW_HOSTS_OPTION",
@@ -274,7 +275,7 @@ def dsn_hosts(dsn: str, env: Mapping[str, str]) -> list[str]:
     service = False
     if "://" in dsn:
         try:
-            parsed = urlsplit(dsn)
+            parsed = split_url(dsn)  # as asyncpg's urlparse, on every patch level
             query = parse_qs(parsed.query)
         except ValueError:
             return [""]

@@ -31,7 +31,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
+
+from pytest_novaload.urls import split_url
 
 __all__ = [
     "MASK",
@@ -61,23 +63,27 @@ _HEADERS = r"proxy-authorization|authorization|set-cookie|cookie|x-api-key|x-aut
 _KEYS = (rf"{_HEADERS}|password|passwd|pwd|secret|client_secret|token|api_token|api_key|apikey"
          r"|access_token|refresh_token|id_token|session_id|sessionid")
 """Keys whose value is hidden in JSON/dict form and in ``key=value`` form."""
+# Repeated groups are atomic, ``(?>(?:...){m,n})``, never possessive ``(?:...){m,n}+``: the two
+# mean the same, but CPython before 3.11.5 (Debian 12's 3.11.2) matches a possessive group
+# wrongly when it holds a lookahead or can backtrack (gh-100061, gh-106052), e.g. ``\\(?![rn])``
+# took the escaped ``\r`` of a header value. A possessive single character class is fine.
 # A quoted value (JSON, Python repr). The two alternatives inside start differently and every
 # repetition is bounded, so a failed match costs at most one scan of the bound.
-_QUOTED = r"""(?:"(?:[^"\\\n]|\\.){0,8192}+"|'(?:[^'\\\n]|\\.){0,8192}+')"""
+_QUOTED = r"""(?:"(?>(?:[^"\\\n]|\\.){0,8192})"|'(?>(?:[^'\\\n]|\\.){0,8192})')"""
 _Q = r"""\\?["']"""  # a quote around a key, possibly JSON-escaped (a dict dumped into a string)
 _START = r"(?:(?<=\\[rnt])|(?<![\w-]))"  # a word start, also right after an escaped \r \n \t
 
 _BEARER = re.compile(rf"{_START}(bearer\s{{1,64}}+)[A-Za-z0-9\-._~+/]++=*+", re.IGNORECASE)
 _JSON = re.compile(  # "key": value, 'key': value, ('key', value)
     rf"""({_Q}(?:{_KEYS}){_Q}\s{{0,64}}+[:,]\s{{0,64}}+)("""
-    rf"""\[\s{{0,64}}+(?:\\?{_QUOTED}\\?\s{{0,64}}+(?:,\s{{0,64}}+)?+){{0,64}}+\]"""  # a list
-    r'|\\"(?:[^\\"\n]|\\[^"\n]){0,8192}+\\"'  # a string in a JSON-escaped dict
+    rf"""\[\s{{0,64}}+(?>(?:\\?{_QUOTED}\\?\s{{0,64}}+(?>(?:,\s{{0,64}}+)?)){{0,64}})\]"""  # list
+    r'|\\"(?>(?:[^\\"\n]|\\[^"\n]){0,8192})\\"'  # a string in a JSON-escaped dict
     rf"""|{_QUOTED}"""  # a string
     r"""|[^\s,}\]"'\\]{1,8192}+(?=[\s,)}\]]|$)"""  # a number, a bare word
     r"""|[^\r\n)}\]]{1,8192}+)""",  # anything else: to the end of the line
     re.IGNORECASE)
 _HEADER = re.compile(rf"{_START}((?:{_HEADERS})[ \t]{{0,64}}+:[ \t]{{0,64}}+)"
-                     r"(?:[^\r\n\\]|\\(?![rn]))++", re.IGNORECASE)
+                     r"(?>(?:[^\r\n\\]|\\(?![rn]))+)", re.IGNORECASE)
 _USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,31}+://"
                        r"[^\s/?#@:]{0,1024}+:)[^\s/?#]{0,1024}@")  # password: up to the last @
 _KEY_VALUE = re.compile(rf"""{_START}((?:{_KEYS})[ \t]{{0,64}}+=[ \t]{{0,64}}+)"""
@@ -221,7 +227,7 @@ def dsn_password(dsn: str) -> str | None:
     dsn = dsn.strip()
     if "://" in dsn:
         try:
-            parts = urlsplit(dsn)
+            parts = split_url(dsn)
             password = parts.password
         except ValueError:
             password = None
@@ -240,7 +246,7 @@ def dsn_password(dsn: str) -> str | None:
 
 def _url_user(url: str) -> str | None:
     try:
-        return urlsplit(url.strip()).username
+        return split_url(url.strip()).username
     except ValueError:
         return None
 
