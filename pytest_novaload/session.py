@@ -256,7 +256,8 @@ class NovaloadSession:
         summary = self.redactor.redact_obj(self.summary_dict())  # no secret in a baseline
         done: list[str] = []
         if self.gate.save:
-            path = save_baseline(self.gate.save, summary, default=self.gate.rules)
+            path = save_baseline(self.gate.save, summary, default=self.gate.rules,
+                                 previous=self.gate.baseline)
             done.append(f"load baseline written: {path}")
             self._log(f"baseline written to {path}")
         step = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -319,7 +319,7 @@ class LoadRunner:
         self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys,
                                         length=max(now - start, 1e-3)))
         for piece, stage, length in pieces:
-            self.timeline.add(t, piece, stage=stage)
+            self.timeline.add(t, piece, stage=stage, length=length)
             if stage and self.stages is not None:
                 self.stages.add(stage, piece, length)
             if self.keep_windows:

@@ -85,12 +85,14 @@ def _intervals(entry: Mapping[str, Any], store: MetricStore, duration: float,
                 continue
             whole = sub.aggregate(name, filters or None)
             windows = [s for _, s in timeline.series(base, stage=span.index)]
+            lengths = timeline.lengths(stage=span.index)
             seconds = stages.duration(span.index)
         else:
             whole = store.aggregate(name, filters or None)
             windows = [s for _, s in timeline.series(base)]
+            lengths = timeline.lengths()
             seconds = duration
-        fields = ci95_fields(windows, whole, stats, duration=seconds)
+        fields = ci95_fields(windows, whole, stats, duration=seconds, lengths=lengths)
         if fields:
             out[key] = fields
     return out

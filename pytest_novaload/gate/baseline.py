@@ -7,6 +7,13 @@ peak VUs or rate, each with its summary stats, its 95% intervals (``ci95``) and 
 derived from (``ci95_basis``: n, windows, block, batches, se) so a later comparison is
 noise-aware, and the executor plan, shards, options (scale) and machine it was taken with.
 
+Saving over an existing baseline (or with ``--load-baseline`` given) keeps the judged values of
+up to ``MAX_RUNS - 1`` earlier compatible runs of each test in the entry's ``runs`` (oldest
+first): from three runs on, a comparison measures the run-to-run spread the within-run
+intervals cannot see (another runner, a noisy neighbour for a whole run) and judges against
+their mean. An incompatible earlier entry (another plan, scale, shards or machine kind, or a
+run that failed) starts the history over.
+
 ``load_baseline(PATH)`` reads a baseline file, a run folder (its ``summary.json``) or a
 ``summary.json``; a missing or corrupt PATH raises ``BaselineError`` naming the file.
 
@@ -39,10 +46,12 @@ from pytest_novaload.units import parse_duration
 
 __all__ = [
     "BASELINE_KIND",
+    "MAX_RUNS",
     "SCHEMA_VERSION",
     "Baseline",
     "baseline_entry",
     "baseline_from_summary",
+    "carry_runs",
     "compatibility",
     "dump_baseline",
     "load_baseline",
@@ -53,6 +62,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+MAX_RUNS = 10
+"""Runs a baseline entry speaks for: its own and up to nine earlier ones (``runs``)."""
 BASELINE_KIND = "pytest-novaload baseline"
 _FIX = ("pass a baseline file (written by --load-baseline-save), a run folder under "
         "load-results/ or its summary.json")
@@ -97,18 +108,30 @@ def _recorded_rules(test: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, Mapping) else None
 
 
+def _rules(test: Mapping[str, Any], default: DefaultRules) -> dict[str, tuple[Any, ...]]:
+    """The regression rules that judge a test entry (its recorded ``regressions`` or the
+    default); a recorded rule that no longer parses counts as none."""
+    from pytest_novaload.errors import ConfigError
+    from pytest_novaload.gate.rules import parse_regressions
+
+    recorded = _recorded_rules(test)
+    marker = None
+    if recorded is not None:
+        try:
+            marker = parse_regressions(recorded)
+        except ConfigError:
+            marker = None
+    return rules_for_test(metric_kinds(test), threshold_keys(test), marker, default)
+
+
 def baseline_entry(test: Mapping[str, Any], *, machine: Mapping[str, Any] | None = None,
                    options: Mapping[str, Any] | None = None,
                    default: DefaultRules = DEFAULT_RULES,
                    extra_keys: Iterable[str] = ()) -> dict[str, Any]:
     """One baseline entry from one summary.json test entry."""
-    from pytest_novaload.gate.rules import parse_regressions
-
     metrics: Mapping[str, Any] = test.get("metrics") or {}
     recorded = _recorded_rules(test)
-    rules = rules_for_test(metric_kinds(test), threshold_keys(test),
-                           parse_regressions(recorded) if recorded is not None else None,
-                           default)
+    rules = _rules(test, default)
     measures = seed.measures(test)
     keys = {*threshold_keys(test), *rules, *extra_keys,
             *(m["metric"] for m in measures.get("items", ()) if m.get("metric")),
@@ -134,6 +157,40 @@ def baseline_entry(test: Mapping[str, Any], *, machine: Mapping[str, Any] | None
     return entry
 
 
+def _snapshot(entry: Mapping[str, Any], default: DefaultRules) -> dict[str, Any]:
+    """What a later comparison needs of one run: the value of every statistic its rules
+    judge, by metric key (``{"started", "values": {key: {stat: value}}}``)."""
+    from pytest_novaload.gate.values import stat_value
+
+    metrics: Mapping[str, Any] = entry.get("metrics") or {}
+    duration = entry.get("duration_s")
+    seconds = float(duration) if isinstance(duration, int | float) else None
+    values: dict[str, dict[str, float]] = {}
+    for key, rules in _rules(entry, default).items():
+        for rule in rules:
+            v = stat_value(metrics.get(key), rule.stat, seconds)
+            if v is not None and math.isfinite(v):
+                values.setdefault(key, {})[rule.stat] = v
+    return {"started": entry.get("started", ""), "values": values}
+
+
+def carry_runs(new: dict[str, Any], old: Mapping[str, Any] | None, *,
+               default: DefaultRules = DEFAULT_RULES) -> dict[str, Any]:
+    """``new`` (a baseline entry) with the ``runs`` history of ``old``, the same test's
+    earlier entry, plus ``old`` itself, when the two are fully comparable (same plan, scale,
+    shards, machine kind, and ``old`` did not fail); otherwise ``new`` starts over."""
+    if old is None:
+        return new
+    level, _ = compatibility(old, new, machine=new.get("machine") or {},
+                             options=new.get("options") or {})
+    if level != "ok":
+        return new
+    earlier = [r for r in old.get("runs") or () if isinstance(r, Mapping)
+               and isinstance(r.get("values"), Mapping)]
+    runs = [*earlier, _snapshot(old, default)][-(MAX_RUNS - 1):]
+    return {**new, "runs": runs}
+
+
 def baseline_from_summary(summary: Mapping[str, Any], *,
                           default: DefaultRules = DEFAULT_RULES) -> dict[str, Any]:
     """A whole baseline file (as a dict) from a summary.json dict."""
@@ -154,19 +211,27 @@ def dump_baseline(baseline: Mapping[str, Any]) -> str:
 
 
 def save_baseline(path: str | os.PathLike[str], summary: Mapping[str, Any], *,
-                  default: DefaultRules = DEFAULT_RULES, keep_others: bool = True) -> Path:
+                  default: DefaultRules = DEFAULT_RULES, keep_others: bool = True,
+                  previous: Baseline | None = None) -> Path:
     """Write (atomically) the baseline of ``summary`` to ``path``.
 
     With ``keep_others`` the entries of tests this run did not run (``-k``, a subset) are kept
-    from the existing file, so a partial run loses nothing. A corrupt existing file is an error
-    (BaselineError), never silently overwritten.
+    from the existing file, so a partial run loses nothing. Each entry carries the history of
+    the earlier entry it replaces (``carry_runs``): the existing file's, else ``previous``'s
+    (the baseline this run was compared with, e.g. main's last one downloaded by CI). A
+    corrupt existing file is an error (BaselineError), never silently overwritten.
     """
     target = Path(path)
     new = baseline_from_summary(summary, default=default)
-    if keep_others and target.exists():
-        old = load_baseline(target)
-        if old.source == "baseline":
-            new["tests"] = {**old.tests, **new["tests"]}
+    old = load_baseline(target) if target.exists() else None
+    if old is not None and old.source != "baseline":
+        old = None
+    earlier = old if old is not None else previous
+    if earlier is not None:
+        new["tests"] = {k: carry_runs(v, earlier.entry(k), default=default)
+                        for k, v in new["tests"].items()}
+    if keep_others and old is not None:
+        new["tests"] = {**old.tests, **new["tests"]}
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(dump_baseline(_finite(new)), encoding="utf-8")

@@ -13,9 +13,16 @@ rule allows (its relative change of the baseline, and at least its minimum absol
 The change's interval combines both runs' intervals by MOVER (Zou & Donner 2008: the
 difference's bounds from each interval's distance to its estimate, squared and summed), which
 keeps the asymmetry of percentile intervals. When only one side has an interval, the other is
-taken to have the same relative width (same plan, same noise). A test's verdict is the worst of
-its statistics (regressed > inconclusive > pass), ``new`` with no baseline entry, and
-``incomparable`` when the baseline was taken with another executor or stage shape.
+taken to have the same relative width (same plan, same noise).
+
+A baseline that speaks for three or more runs (its ``runs`` history, see ``baseline.py``) is
+judged by their mean, and the change's interval is at least the prediction interval of one
+more run from their spread, ``t(k-1) * sd * sqrt(1 + 1/k)``: the run-to-run noise (another
+runner, a loaded machine for a whole run) that no within-run interval sees.
+
+A test's verdict is the worst of its statistics (regressed > inconclusive > pass), ``new``
+with no baseline entry, and ``incomparable`` when the baseline was taken with another
+executor or stage shape.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.gate.baseline import Baseline, compatibility, metric_kinds, threshold_keys
+from pytest_novaload.gate.intervals import t_quantile
 from pytest_novaload.gate.rules import (
     DEFAULT_RULES,
     DefaultRules,
@@ -45,10 +53,12 @@ __all__ = [
     "change_interval",
     "compare_runs",
     "compare_test",
+    "history",
     "is_marginal",
     "judge_stat",
     "marginal_thresholds",
     "rules_of",
+    "run_spread",
 ]
 
 VERDICTS = ("pass", "regressed", "inconclusive", "new", "incomparable")
@@ -72,6 +82,8 @@ class StatComparison:
     change_interval: Pair | None = None
     allowed: float | None = None
     note: str = ""
+    baseline_runs: int = 1
+    """Runs the baseline value is the mean of (its history included)."""
 
     @property
     def change(self) -> float | None:
@@ -104,6 +116,8 @@ class StatComparison:
         }
         if self.note:
             d["note"] = self.note
+        if self.baseline_runs > 1:
+            d["baseline_runs"] = self.baseline_runs
         return d
 
     @classmethod
@@ -113,7 +127,8 @@ class StatComparison:
                    str(d.get("kind", "")), _f(d.get("baseline")), _f(d.get("value")),
                    str(d.get("verdict", "")), _pair(d.get("interval")),
                    _pair(d.get("baseline_interval")), _pair(d.get("change_interval")),
-                   _f(d.get("allowed")), str(d.get("note", "")))
+                   _f(d.get("allowed")), str(d.get("note", "")),
+                   int(d.get("baseline_runs") or 1))
 
 
 def _f(x: Any) -> float | None:
@@ -211,19 +226,54 @@ def _bad(x: float | None) -> bool:
     return x is None or not math.isfinite(x)
 
 
+MIN_RUNS = 3
+"""Baseline runs from which their spread is used (two give t(1) = 12.7: no use)."""
+
+
+def run_spread(values: Sequence[float]) -> tuple[float, float] | None:
+    """(mean, prediction half-width of one more run) of the baseline runs' values; None
+    with fewer than ``MIN_RUNS``."""
+    k = len(values)
+    if k < MIN_RUNS:
+        return None
+    mean = math.fsum(values) / k
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (k - 1))
+    return mean, t_quantile(0.975, k - 1) * sd * math.sqrt(1.0 + 1.0 / k)
+
+
+def history(entry: Mapping[str, Any], key: str, stat: str) -> list[float]:
+    """The earlier runs' values of ``key``'s ``stat`` in a baseline entry (oldest first)."""
+    out: list[float] = []
+    for run in entry.get("runs") or ():
+        values = run.get("values") if isinstance(run, Mapping) else None
+        v = (values.get(key) or {}).get(stat) if isinstance(values, Mapping) else None
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
 def judge_stat(rule: Rule, metric: str, current: Mapping[str, Any] | None,
                base: Mapping[str, Any] | None, *, duration_s: float | None = None,
-               base_duration_s: float | None = None) -> StatComparison:
-    """One rule on one metric: the current and the baseline metric entries."""
+               base_duration_s: float | None = None,
+               earlier: Sequence[float] = ()) -> StatComparison:
+    """One rule on one metric: the current and the baseline metric entries; ``earlier``
+    the baseline's earlier runs' values of the statistic (``history``)."""
     kind = str((current or base or {}).get("type", ""))
     value = stat_value(current, rule.stat, duration_s)
     baseline = stat_value(base, rule.stat, base_duration_s)
     vci, bci = stat_interval(current, rule.stat), stat_interval(base, rule.stat)
+    spread = (run_spread([*earlier, baseline])
+              if baseline is not None and math.isfinite(baseline) else None)
+    runs = len(earlier) + 1 if spread is not None else 1
+    if spread is not None and baseline is not None:
+        shift = spread[0] - baseline
+        bci = (bci[0] + shift, bci[1] + shift) if bci is not None else None
+        baseline = spread[0]
 
     def out(verdict: str, note: str = "", *, allowed: float | None = None,
             cci: Pair | None = None) -> StatComparison:
         return StatComparison(metric, rule.stat, rule.text, kind, baseline, value, verdict,
-                              vci, bci, cci, allowed, note)
+                              vci, bci, cci, allowed, note, runs)
 
     if kind and not stat_applies(rule, kind):
         return out("inconclusive", f"'{rule.stat}' does not apply to a {kind} metric")
@@ -238,6 +288,9 @@ def judge_stat(rule: Rule, metric: str, current: Mapping[str, Any] | None,
     allowed = rule.allowed(baseline)
     worse = rule.worse_by(baseline, value)
     cci = change_interval(value, vci, baseline, bci)
+    if spread is not None:
+        d, h = value - baseline, spread[1]
+        cci = (d - h, d + h) if cci is None else (min(cci[0], d - h), max(cci[1], d + h))
     if worse <= allowed:
         return out("pass", allowed=allowed, cci=cci)
     if cci is None:
@@ -291,7 +344,8 @@ def compare_test(test: Mapping[str, Any], entry: Mapping[str, Any] | None, *,
     base_metrics = entry.get("metrics") or {}
     stats = [judge_stat(rule, key, current_metrics.get(key), base_metrics.get(key),
                         duration_s=_num(test.get("duration_s")),
-                        base_duration_s=_num(entry.get("duration_s")))
+                        base_duration_s=_num(entry.get("duration_s")),
+                        earlier=history(entry, key, rule.stat))
              for key, key_rules in rules.items() for rule in key_rules]
     return TestComparison(nodeid, baseline_path, _verdict(stats), stats, reasons)
 

@@ -339,12 +339,13 @@ def avg_interval(windows: Sequence[Trend], whole: Trend,
 
 
 def stat_interval(stat: str, windows: Sequence[Any], whole: Any, *,
-                  duration: float | None = None, confidence: float = CONFIDENCE) -> Interval:
+                  duration: float | None = None, lengths: Sequence[float] | None = None,
+                  confidence: float = CONFIDENCE) -> Interval:
     """The interval of ``stat`` (``p(N)``, ``med``, ``avg``, ``rate``) of one metric.
 
     ``windows`` are the metric's per-interval sinks (time order), ``whole`` its whole-run sink;
-    ``duration`` the run's seconds (throughput). Other statistics (min, max, count, gauges)
-    have no sampling interval: ValueError.
+    ``duration`` the run's seconds and ``lengths`` each window's (throughput). Other
+    statistics (min, max, count, gauges) have no sampling interval: ValueError.
     """
     if isinstance(whole, Trend):
         n = 50.0 if stat == "med" else parse_percentile(stat)
@@ -355,7 +356,7 @@ def stat_interval(stat: str, windows: Sequence[Any], whole: Any, *,
     elif isinstance(whole, Rate) and stat == "rate":
         return fraction_interval(windows, whole, confidence)
     elif isinstance(whole, Counter) and stat == "rate":
-        return throughput_interval(windows, total=whole.total, duration=duration,
+        return throughput_interval(windows, lengths, total=whole.total, duration=duration,
                                    confidence=confidence)
     kind = getattr(whole, "kind", type(whole).__name__)
     raise ValueError(f"no confidence interval for '{stat}' of a {kind} metric: intervals "
@@ -363,14 +364,15 @@ def stat_interval(stat: str, windows: Sequence[Any], whole: Any, *,
 
 
 def ci95_fields(windows: Sequence[Any], whole: Any, stats: Sequence[str], *,
-                duration: float | None = None) -> dict[str, Any]:
+                duration: float | None = None,
+                lengths: Sequence[float] | None = None) -> dict[str, Any]:
     """``{"ci95": {stat: [lo, hi] | None}, "ci95_basis": {stat: {...}}}`` for a summary.json
     metric entry; statistics without an interval are left out."""
     ci: dict[str, Any] = {}
     basis: dict[str, Any] = {}
     for stat in stats:
         try:
-            iv = stat_interval(stat, windows, whole, duration=duration)
+            iv = stat_interval(stat, windows, whole, duration=duration, lengths=lengths)
         except ValueError:
             continue
         ci[stat] = iv.to_list()

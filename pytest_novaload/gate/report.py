@@ -38,7 +38,8 @@ def _value(s: StatComparison) -> str:
 def _baseline(s: StatComparison) -> str:
     text = format_value(s.baseline, s.unit)
     iv = format_interval(s.baseline_interval, s.unit)
-    return f"{text} {iv}" if iv else text
+    text = f"{text} {iv}" if iv else text
+    return f"{text} (mean of {s.baseline_runs} runs)" if s.baseline_runs > 1 else text
 
 
 def stat_line(s: StatComparison) -> str:

@@ -160,12 +160,18 @@ class Timeline:
         self.t0: float | None = None
         """Unix time the load started (window starts are reported from it)."""
         self._pieces: dict[tuple[int, int], dict[str, Sink]] = {}
+        self._lengths: dict[tuple[int, int], float] = {}
         self._kinds: dict[str, str] = {}
         self._parsed = [(k, *parse_metric_key(k)) for k in self.keys]
 
-    def add(self, t: int, window: MetricStore, *, stage: int = 0) -> None:
-        """Keep ``window``'s numbers (the second ``t``, stage ``stage``, 0 for none)."""
+    def add(self, t: int, window: MetricStore, *, stage: int = 0,
+            length: float | None = None) -> None:
+        """Keep ``window``'s numbers (the second ``t``, stage ``stage``, 0 for none);
+        ``length`` is how much of that second it covered. Shards cover the same seconds side
+        by side, so a (second, stage) is as long as its longest piece."""
         piece = self._pieces.setdefault((t, stage), {})
+        if length is not None and length > 0:
+            self._lengths[(t, stage)] = min(max(self._lengths.get((t, stage), 0.0), length), 1.0)
         for key, name, filters in self._parsed:
             if name not in window:
                 continue
@@ -205,6 +211,17 @@ class Timeline:
             elif sink is not None:
                 have.merge(sink)  # type: ignore[arg-type]
         return sorted(by_t.items())
+
+    def lengths(self, stage: int | None = None) -> list[float]:
+        """How much of each second (of the stage) was covered, in ``series()``'s order: the
+        first and last seconds of a run are partial, and a throughput that counts them as
+        whole seconds sees a ramp that is not there. A second with no recorded length is 1."""
+        by_t: dict[int, float] = {}
+        for t, st in sorted(self._pieces):
+            if stage is not None and st != stage:
+                continue
+            by_t[t] = by_t.get(t, 0.0) + self._lengths.get((t, st), 0.0)
+        return [min(v, 1.0) if v > 0 else 1.0 for _, v in sorted(by_t.items())]
 
     def sliding(self, key: str, length: float) -> list[tuple[int, Sink, int]]:
         """Every window of ``length`` seconds (whole seconds, rounded up) sliding a second at a

@@ -108,7 +108,9 @@ class Windows:
     def add(self, windows: Iterable[tuple[int, dict[str, Any]]]) -> None:
         for t, wd in windows:
             window = MetricStore.from_dict(wd)
-            self.timeline.add(int(t), window, stage=int(wd.get("stage") or 0))
+            length = wd.get("length")
+            self.timeline.add(int(t), window, stage=int(wd.get("stage") or 0),
+                              length=float(length) if isinstance(length, int | float) else None)
             self.total.merge(window)  # copies what it keeps: the window stays independent
             mine = self.by_second.get(int(t))
             if mine is None:

@@ -220,3 +220,31 @@ def test_options_show_in_the_header(pytester: pytest.Pytester, recorded: Path) -
     result.stdout.fnmatch_lines([f"*load_baseline={recorded} (--load-baseline), "
                                  "load_regressions=trend=p(95) +20% >2ms (--load-regressions), "
                                  "load_marginal_fails=yes (--load-marginal-fails)*"])
+
+
+def test_saving_over_a_baseline_builds_a_history_judged_by_its_mean(
+        pytester: pytest.Pytester, api: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(pytester, duration="3s")
+    baseline = pytester.path / "baseline.json"
+    monkeypatch.setenv("DELAY_MS", "5")
+    for _ in range(2):   # e.g. two pushes to main, each saving over main's baseline
+        run(pytester, "--load-baseline-save", str(baseline)).assert_outcomes(passed=1)
+    # a third main run compared with the last baseline and saving a fresh file from it
+    fresh = pytester.path / "fresh.json"
+    run(pytester, "--load-baseline", str(baseline), "--load-baseline-save",
+        str(fresh)).assert_outcomes(passed=1)
+    (entry,) = json.loads(fresh.read_text())["tests"].values()
+    assert len(entry["runs"]) == 2
+    assert all("p(95)" in r["values"]["http_req_duration"] for r in entry["runs"])
+    result = run(pytester, "--load-baseline", str(fresh))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*http_req_duration p(95)*(mean of 3 runs)*pass*"])
+    (stat,) = the_test(pytester)["comparison"]["stats"]
+    assert stat["baseline_runs"] == 3
+    values = [r["values"]["http_req_duration"]["p(95)"] for r in entry["runs"]]
+    mean = (sum(values) + entry["metrics"]["http_req_duration"]["p(95)"]) / 3
+    assert stat["baseline"] == pytest.approx(mean, rel=1e-4)
+    monkeypatch.setenv("DELAY_MS", "200")
+    slow = run(pytester, "--load-baseline", str(fresh))
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines(["*http_req_duration p(95)*REGRESSED*"])

@@ -10,6 +10,7 @@ import pytest
 from pytest_novaload.errors import BaselineError, UsageError
 from pytest_novaload.gate.baseline import (
     BASELINE_KIND,
+    MAX_RUNS,
     baseline_from_summary,
     compatibility,
     dump_baseline,
@@ -152,3 +153,47 @@ def test_incomparable_plans(executor: dict[str, object], says: str) -> None:
 def test_interrupted_runs_are_incomparable() -> None:
     level, why = compatibility(_entry(), make_test(outcome="interrupted"))
     assert level == "incomparable" and why[0] == "this run was interrupted"
+
+
+def test_saving_again_keeps_the_earlier_runs_values(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    node = "tests/perf/test_api_load.py::test_api_vm_crud"
+    for p95 in (100.0, 104.0, 98.0):
+        save_baseline(path, summary(make_test(p95=p95)))
+    entry = load_baseline(path).tests[node]
+    assert entry["metrics"]["http_req_duration"]["p(95)"] == 98.0        # the latest run
+    runs = entry["runs"]
+    assert [r["values"]["http_req_duration"]["p(95)"] for r in runs] == [100.0, 104.0]
+    assert runs[0]["values"]["http_req_duration"]["p(99)"] == 150.0
+    assert runs[0]["values"]["http_reqs"]["rate"] == 100.0             # the default rules
+    for i in range(MAX_RUNS + 3):
+        save_baseline(path, summary(make_test(p95=100.0 + i)))
+    runs = load_baseline(path).tests[node]["runs"]
+    assert len(runs) == MAX_RUNS - 1
+    assert runs[-1]["values"]["http_req_duration"]["p(95)"] == 100.0 + MAX_RUNS + 1
+
+
+def test_an_incompatible_run_starts_the_history_over(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    node = "tests/perf/test_api_load.py::test_api_vm_crud"
+    save_baseline(path, summary(make_test(p95=100.0)))
+    save_baseline(path, summary(make_test(p95=101.0)))
+    assert len(load_baseline(path).tests[node]["runs"]) == 1
+    save_baseline(path, summary(make_test(p95=300.0), scale=1.0))     # another scale
+    assert "runs" not in load_baseline(path).tests[node]
+    other = dict(MACHINE, cpus=16)
+    save_baseline(path, summary(make_test(p95=301.0), scale=1.0, machine=other))
+    assert "runs" not in load_baseline(path).tests[node]
+    failed = make_test(p95=302.0, outcome="failed")
+    save_baseline(path, summary(failed, scale=1.0, machine=other))
+    save_baseline(path, summary(make_test(p95=303.0), scale=1.0, machine=other))
+    assert "runs" not in load_baseline(path).tests[node]   # after a failed baseline run
+
+
+def test_history_comes_from_the_compared_baseline_when_the_file_is_new(tmp_path: Path) -> None:
+    main = save_baseline(tmp_path / "main.json", summary(make_test(p95=100.0)))
+    save_baseline(main, summary(make_test(p95=102.0)))
+    fresh = save_baseline(tmp_path / "new.json", summary(make_test(p95=99.0)),
+                          previous=load_baseline(main))
+    runs = load_baseline(fresh).tests["tests/perf/test_api_load.py::test_api_vm_crud"]["runs"]
+    assert [r["values"]["http_req_duration"]["p(95)"] for r in runs] == [100.0, 102.0]

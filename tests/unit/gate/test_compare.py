@@ -12,9 +12,11 @@ from pytest_novaload.gate.compare import (
     change_interval,
     compare_runs,
     compare_test,
+    history,
     is_marginal,
     judge_stat,
     marginal_thresholds,
+    run_spread,
 )
 from pytest_novaload.gate.report import render_markdown, render_text, stat_line
 from pytest_novaload.gate.rules import parse_default_rules, parse_regressions, parse_rule
@@ -155,3 +157,50 @@ def test_text_and_markdown_tables() -> None:
     assert render_text([]) == "no load test to compare\n" and render_markdown([]) == ""
     line = stat_line(results[0].stats[0])
     assert line.startswith("http_req_duration p(95) 130 ms [124, 136] vs 100 ms [95, 105]")
+
+
+def _entry_with_runs(values: list[float], latest: float) -> dict[str, Any]:
+    entry = baseline_from_summary(summary(make_test(p95=latest, width=0.01)))["tests"][NODE]
+    entry["runs"] = [{"started": "", "values": {"http_req_duration": {"p(95)": v}}}
+                     for v in values]
+    return entry
+
+
+def test_run_spread_needs_three_runs() -> None:
+    assert run_spread([100.0, 110.0]) is None
+    mean, half = run_spread([100.0, 110.0, 90.0]) or (0.0, 0.0)
+    assert mean == pytest.approx(100.0)
+    assert half == pytest.approx(4.303 * 10.0 * math.sqrt(1 + 1 / 3), rel=1e-3)
+    assert history({"runs": [{"values": {"k": {"p(95)": 1.0}}}, {"values": {}},
+                             {"values": {"k": {"p(95)": math.nan}}}]}, "k", "p(95)") == [1.0]
+
+
+def test_baseline_runs_spread_widens_the_change_interval() -> None:
+    rule = parse_rule("p(95) +10% >1ms")
+    steady = _entry_with_runs([100.0, 100.5, 99.5, 100.2], 99.8)
+    noisy = _entry_with_runs([90.0, 112.0, 95.0, 108.0], 95.0)     # runs spread ~10%
+    cur = trend(118.0, width=0.01)        # +18%, tight within-run intervals on both sides
+    tight = judge_stat(rule, "http_req_duration", cur, steady["metrics"]["http_req_duration"],
+                       earlier=history(steady, "http_req_duration", "p(95)"))
+    assert tight.verdict == "regressed" and tight.baseline_runs == 5
+    assert tight.baseline == pytest.approx(100.0)
+    wide = judge_stat(rule, "http_req_duration", cur, noisy["metrics"]["http_req_duration"],
+                      earlier=history(noisy, "http_req_duration", "p(95)"))
+    assert wide.verdict == "inconclusive" and wide.baseline == pytest.approx(100.0)
+    assert wide.change_interval is not None and wide.change_interval[0] < 10.0
+    alone = judge_stat(rule, "http_req_duration", cur, noisy["metrics"]["http_req_duration"])
+    assert alone.verdict == "regressed" and alone.baseline == 95.0   # one run: no spread
+    far = judge_stat(rule, "http_req_duration", trend(160.0, width=0.01),
+                     noisy["metrics"]["http_req_duration"],
+                     earlier=history(noisy, "http_req_duration", "p(95)"))
+    assert far.verdict == "regressed"
+    assert far.to_dict()["baseline_runs"] == 5
+    assert "(mean of 5 runs)" in stat_line(far)
+
+
+def test_compare_test_reads_the_entry_history() -> None:
+    noisy = _entry_with_runs([90.0, 112.0, 95.0, 108.0], 95.0)
+    c = compare_test(make_test(p95=118.0, width=0.01), noisy, baseline_path="b.json",
+                     rules={"http_req_duration": (parse_rule("p(95) +10% >1ms"),)})
+    assert c.verdict == "inconclusive" and c.stats[0].baseline_runs == 5
+    assert "mean of 5 runs" in render_text([c]) and "mean of 5 runs" in render_markdown([c])

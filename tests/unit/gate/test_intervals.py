@@ -191,3 +191,18 @@ def test_never_crashes_and_brackets_the_estimate(values: list[list[float]], n: f
         assert iv.lo is not None and iv.hi is not None
         assert iv.lo <= iv.estimate <= iv.hi
         assert math.isfinite(iv.lo) and math.isfinite(iv.hi)
+
+
+def test_throughput_interval_weighs_partial_seconds_by_their_length() -> None:
+    # A steady 100 req/s over 5.4 s: the first second covered 0.6 s, the last 0.2 s and 0.4 s
+    # of it were cut at the end; counted as whole seconds they look like a ramp.
+    lengths = [0.6, 1.0, 1.0, 1.0, 1.0, 0.4]
+    wins = [Counter(round(100 * s)) for s in lengths]
+    total = sum(w.total for w in wins)
+    naive = throughput_interval(wins, total=total, duration=sum(lengths))
+    weighed = throughput_interval(wins, lengths, total=total, duration=sum(lengths))
+    assert naive.lo is not None and naive.hi is not None and naive.hi - naive.lo > 20
+    assert weighed.to_list() == [100.0, 100.0]
+    via_stat = stat_interval("rate", wins, Counter(total), duration=sum(lengths),
+                             lengths=lengths)
+    assert via_stat.to_list() == [100.0, 100.0]

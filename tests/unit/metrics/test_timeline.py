@@ -56,3 +56,16 @@ def test_stage_stores_merge_over_shards_and_travel() -> None:
     assert a.duration(peak.index) == 1.0
     empty = a.store(1, like=store)
     assert "http_req_failed" in empty and empty.aggregate("http_req_failed").empty
+
+
+def test_lengths_say_how_much_of_each_second_was_covered() -> None:
+    tl = Timeline(["http_reqs"])
+    tl.add(100, _second(0, 6), length=0.6)
+    tl.add(101, _second(0, 10), stage=1, length=0.25)  # a stage boundary inside second 101
+    tl.add(101, _second(0, 10), stage=2, length=0.75)
+    tl.add(102, _second(0, 3), stage=2, length=0.3)
+    tl.add(102, _second(0, 3), stage=2, length=0.2)  # another shard's piece of that second
+    tl.add(103, _second(0, 1))  # no length recorded: a whole second
+    assert tl.lengths() == [0.6, 1.0, 0.3, 1.0]
+    assert tl.lengths(stage=2) == [0.75, 0.3]
+    assert len(tl.lengths()) == len(tl.series("http_reqs"))
