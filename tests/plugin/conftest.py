@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,6 +11,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+
+def ctrl_c_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a process started in
+    the background (CI, nohup, a job runner) inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt; the child gets the default back, as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin.conftest import Target
+from tests.plugin.conftest import Target, ctrl_c_default
 from tests.timing import scaled
 
 CONTRACT_EXAMPLE = '''
@@ -492,7 +492,8 @@ def test_ctrl_c_cancels_at_once_and_keeps_what_was_measured(pytester: pytest.Pyt
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--load-progress", "off",
          "--load-results", str(pytester.path / "results")],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + scaled(30)
         while api.counts.get("/slow", 0) < 30 and time.monotonic() < deadline:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin.conftest import Target
+from tests.plugin.conftest import Target, ctrl_c_default
 from tests.timing import scaled
 
 pytest.importorskip("xdist")
@@ -317,7 +317,7 @@ def test_long(load):
         [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider",
          "--load-progress", "off", f"--load-results={pytester.path / 'results'}"],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + scaled(30)
         # 21 seen by the server: the one a VU may have in flight at Ctrl-C is never measured
