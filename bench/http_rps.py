@@ -36,10 +36,11 @@ NGINX_CONF = """
 daemon off;
 master_process on;
 worker_processes 1;
+worker_rlimit_nofile {nofile};
 user root root;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     client_body_temp_path {dir}/body;
@@ -99,8 +100,9 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 @contextlib.contextmanager
-def target(kind: str, cpu: int) -> Iterator[tuple[str, str, int]]:
-    """Start the target; yields (base URL, description, process group). Stops it on exit."""
+def target(kind: str, cpu: int, connections: int = 4096) -> Iterator[tuple[str, str, int]]:
+    """Start the target; yields (base URL, description, process group). Stops it on exit.
+    ``connections``: how many client connections nginx's one worker accepts at once."""
     port = free_port()
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
@@ -112,7 +114,9 @@ def target(kind: str, cpu: int) -> Iterator[tuple[str, str, int]]:
             raise SystemExit("nginx is not installed (apt-get install nginx-light), "
                              "or use --target python")
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, path=PATH, body=BODY))
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, path=PATH, body=BODY,
+                                          connections=connections,
+                                          nofile=connections + 64))
         cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
         version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
         desc = f"{version.replace('nginx version: ', '')}, 1 worker, CPU {cpu}"
