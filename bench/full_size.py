@@ -205,6 +205,7 @@ def run_suite(suite: str, args: argparse.Namespace) -> list[tuple[str, str]]:
            "--load-results", str(results), "-n", str(args.n), *args.pytest_args]
     print(f"\n## {suite}: {' '.join(cmd[1:])}\n#  planned {planned:.0f} s, killed after "
           f"{budget:.0f} s; results in {results}", flush=True)
+
     def child_setup() -> None:
         raise_nofile(args.nofile)
 
@@ -216,8 +217,11 @@ def run_suite(suite: str, args: argparse.Namespace) -> list[tuple[str, str]]:
         with TreeSampler(proc.pid, every=args.every, is_other=is_target) as sampler:
             try:
                 proc.wait(budget)
-            except subprocess.TimeoutExpired:
-                print(f"#  over its {budget:.0f} s budget: stopped", flush=True)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+                # pytest runs in its own session (so that the whole tree can be stopped):
+                # a Ctrl-C here must reach it, and a run over its budget is stopped alike.
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "over its budget"
+                print(f"#  {why}: stopping pytest", flush=True)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGINT)
                 try:
@@ -225,6 +229,8 @@ def run_suite(suite: str, args: argparse.Namespace) -> list[tuple[str, str]]:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
     nofile = min(args.nofile, _hard_nofile())
     tail = log.read_text(errors="replace").strip().splitlines()[-1:]
     print(f"#  pytest exit {proc.returncode} after {time.monotonic() - t0:.0f} s: "
