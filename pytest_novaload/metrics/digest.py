@@ -12,6 +12,7 @@ distribution's tail knee with 8 shards) where a single pass stays well under 1%.
 from __future__ import annotations
 
 import base64
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
@@ -176,6 +177,30 @@ class Digest:
         # The exact extremes beat the digest's interpolation at q=0 and q=1.
         return [lo if q == 0.0 else hi if q == 1.0 else min(max(v, lo), hi)
                 for q, v in zip(qs, values, strict=True)]
+
+    def counts_at_most(self, bounds: Sequence[float]) -> list[int]:
+        """How many values are <= each of ``bounds`` (ascending): exact below the minimum and
+        from the maximum on, the digest's CDF between, never decreasing (histogram buckets
+        for outputs such as OTLP)."""
+        n = self.count
+        if n == 0:
+            return [0 for _ in bounds]
+        view = self._view()
+        centroids = view.centroids
+        if all(w == 1.0 for _, w in centroids):  # every value kept as it is: count exactly
+            means = sorted(m for m, _ in centroids)
+            return [bisect.bisect_right(means, b) for b in bounds]
+        lo, hi = self.min, self.max
+        inner = [b for b in bounds if lo <= b < hi]
+        cdf = iter(view.cdf_vec(inner) if inner else [])
+        out: list[int] = []
+        last = 0
+        for b in bounds:
+            # The minimum is <= b and the maximum is not: at least 1, at most n - 1.
+            k = 0 if b < lo else n if b >= hi else min(max(1, round(n * next(cdf))), n - 1)
+            last = min(max(last, k), n)
+            out.append(last)
+        return out
 
     # -- copies, windows, transport -----------------------------------------------------
 

@@ -3,9 +3,9 @@ call, and who builds what in which process.
 
 Without xdist the process runs the load and feeds every output. Under xdist:
 
-- **Prometheus** is sent by the controller only: it merges the shards' windows of each second
-  and sends that second once (``Coordinator``), so a test is one series set, never one per
-  worker. Workers build no Prometheus output.
+- **Prometheus** and **OTLP** are sent by the controller only: it merges the shards' windows
+  of each second and sends that second once (``Coordinator``), so a test is one series set,
+  never one per worker. Workers build neither.
 - **JSON** samples exist only where the load runs: each worker writes its own k6 JSON file
   (``out.json.gz`` -> ``out.json.gw0.gz``: k6's JSON output is per process too), and when
   the session ends the controller joins them into the file asked for (each metric declared
@@ -25,8 +25,9 @@ from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore, Tags
 from pytest_novaload.metrics.builtins import builtin
 from pytest_novaload.metrics.tap import Recorder
-from pytest_novaload.outputs.config import OutSpec, build_outputs
+from pytest_novaload.outputs.config import Output, OutSpec, build_outputs
 from pytest_novaload.outputs.jsonout import JsonOutput
+from pytest_novaload.outputs.otlp import OtlpOutput
 from pytest_novaload.outputs.promrw import PrometheusRemoteWrite
 from pytest_novaload.outputs.sender import OutputReport
 from pytest_novaload.thresholds import Threshold
@@ -92,13 +93,14 @@ class Outputs:
     """This process's outputs (possibly none): each call is cheap and never raises into the
     load; ``close()`` gives each output's report."""
 
-    def __init__(self, outputs: Iterable[PrometheusRemoteWrite | JsonOutput] = (), *,
+    def __init__(self, outputs: Iterable[Output] = (), *,
                  join: Sequence[str] = (), notices: list[str] | None = None) -> None:
         items = list(outputs)
         # The outputs' warnings (said once each, from their threads): whoever owns the
         # terminal shows them with take_notices().
         self.notices: list[str] = notices if notices is not None else []
-        self.prom = [o for o in items if isinstance(o, PrometheusRemoteWrite)]
+        # The outputs fed per-second windows: Prometheus remote write and OTLP.
+        self.prom = [o for o in items if isinstance(o, PrometheusRemoteWrite | OtlpOutput)]
         self.json = [o for o in items if isinstance(o, JsonOutput)]
         self.join = list(join)  # JSON targets the workers wrote in parts (xdist controller)
         self.reports: list[OutputReport] = []

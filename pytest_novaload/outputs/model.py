@@ -124,6 +124,13 @@ class Cumulative:
                 else:
                     mine.merge(sink)  # type: ignore[arg-type]  # same name, same kind
 
+    def sinks(self) -> list[tuple[str, str, Tags, Sink]]:
+        """Every non-empty series as (name, kind, tags, cumulative sink), sorted by name then
+        tags: for outputs that need more than stats (OTLP's histogram buckets). Read only."""
+        return [(name, self._kinds[name], tags, sink)
+                for (name, tags), sink in sorted(self._sinks.items(), key=lambda kv: kv[0])
+                if not sink.empty]
+
     def values(self, trend_stats: Sequence[str] = DEFAULT_TREND_STATS) -> list[SeriesValue]:
         """Every non-empty series' current value, sorted by name then tags."""
         out: list[SeriesValue] = []

@@ -173,10 +173,12 @@ class RemoteWriteError(RuntimeError):
 
 
 def post(url: str, payload: bytes, *, timeout: float = 5.0,
-         headers: Mapping[str, str] | None = None) -> None:
-    """POST one Snappy-compressed WriteRequest; RemoteWriteError unless the status is 2xx."""
+         headers: Mapping[str, str] | None = None,
+         base_headers: Mapping[str, str] = HEADERS) -> None:
+    """POST one Snappy-compressed WriteRequest (or, with other ``base_headers``, any protobuf
+    body); RemoteWriteError unless the status is 2xx."""
     request = urllib.request.Request(url, data=payload, method="POST",
-                                     headers={**HEADERS, **(headers or {})})
+                                     headers={**base_headers, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             resp.read()

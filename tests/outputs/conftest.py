@@ -1,4 +1,5 @@
-"""A real Prometheus server on loopback with its remote-write receiver on (Debian's package)."""
+"""Real receivers on loopback: Prometheus with its remote-write receiver on (Debian's package),
+and VictoriaMetrics for OTLP/HTTP metrics (Debian 13's package; see ``victoria_metrics``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +20,9 @@ import pytest
 
 TIME_FACTOR = float(os.environ.get("NOVALOAD_TIME_FACTOR", "1") or 1)
 INSTALL = "apt-get install -y prometheus"
+VM_INSTALL = ("Debian 13's `apt-get install victoria-metrics` installs it; on Debian 12, whose "
+              "package (1.79) predates OTLP ingestion (1.92), .ci/run takes the binary from "
+              "Debian 13's .deb")
 
 
 class Prometheus:
@@ -52,6 +57,77 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class VictoriaMetrics(Prometheus):
+    """A VictoriaMetrics server: OTLP/HTTP in at ``otlp_url``, Prometheus' query API out."""
+
+    @property
+    def otlp_url(self) -> str:
+        return f"{self.base}/opentelemetry"  # the output appends /v1/metrics
+
+    def flush(self) -> None:
+        """Make everything received so far searchable (VictoriaMetrics buffers ~1 s)."""
+        with urllib.request.urlopen(f"{self.base}/internal/force_flush", timeout=10) as resp:
+            resp.read()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, name: str, log: Path) -> None:
+    deadline = time.monotonic() + 30 * TIME_FACTOR
+    while True:
+        if proc.poll() is not None:
+            text = log.read_text("utf-8", "replace")
+            pytest.fail(f"{name} exited with {proc.returncode}:\n{text}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} not ready within 30 s:\n{log.read_text('utf-8', 'replace')}")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """VictoriaMetrics >= 1.92 (OTLP ingestion at /opentelemetry/v1/metrics), from PATH or
+    ``NOVALOAD_VICTORIA_METRICS``; skipped when absent, failed when too old for OTLP."""
+    binary = os.environ.get("NOVALOAD_VICTORIA_METRICS") or shutil.which("victoria-metrics")
+    if not binary:
+        pytest.skip(f"victoria-metrics is not installed; {VM_INSTALL}")
+    root = tmp_path_factory.mktemp("victoria-metrics")
+    port = _free_port()
+    log = root / "victoria-metrics.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, f"-storageDataPath={root / 'data'}", f"-httpListenAddr=127.0.0.1:{port}",
+             "-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache"],
+            stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, f"{base}/health", "victoria-metrics", log)
+        probe = urllib.request.Request(f"{base}/opentelemetry/v1/metrics", data=b"",
+                                       method="POST",
+                                       headers={"Content-Type": "application/x-protobuf"})
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"{binary} does not ingest OTLP (answered {exc.code} to an empty "
+                        f"export): it needs VictoriaMetrics >= 1.92; {VM_INSTALL}")
+        yield VictoriaMetrics(base, proc, log)
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     binary = shutil.which("prometheus")
@@ -69,25 +145,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
              f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
             stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30 * TIME_FACTOR
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus not ready within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+        _wait_ready(proc, f"{base}/-/ready", "prometheus", log)
         yield Prometheus(base, proc, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)

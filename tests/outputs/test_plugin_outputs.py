@@ -246,15 +246,17 @@ def silent_port() -> Iterator[int]:
         server.close()
 
 
+@pytest.mark.parametrize("output", ["prometheus-rw", "otlp"])
 @pytest.mark.parametrize("kind", ["refused", "silent"])
 def test_a_dead_or_slow_receiver_changes_neither_verdict_nor_duration(
-        pytester: pytest.Pytester, api: Target, kind: str, request: pytest.FixtureRequest
-) -> None:
+        pytester: pytest.Pytester, api: Target, kind: str, output: str,
+        request: pytest.FixtureRequest) -> None:
     port = request.getfixturevalue("refused_port" if kind == "refused" else "silent_port")
     base_result, base_wall = _run(pytester, "--load-results", "off", duration="2s")
     base_result.assert_outcomes(passed=1)
-    result, wall = _run(pytester, "--load-out", f"prometheus-rw=http://127.0.0.1:{port}/api/v1/write",
-                        duration="2s")
+    url, sent_to = ((f"http://127.0.0.1:{port}/api/v1/write",) * 2 if output == "prometheus-rw"
+                    else (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1/metrics"))
+    result, wall = _run(pytester, "--load-out", f"{output}={url}", duration="2s")
     result.assert_outcomes(passed=1)
     out = result.stdout.str()
     test = _test_of(pytester)
@@ -263,24 +265,25 @@ def test_a_dead_or_slow_receiver_changes_neither_verdict_nor_duration(
     # (3 s for the last windows) beyond the same session without the output.
     assert float(test["duration_s"]) < 2.0 + 1.0 * TIME_FACTOR, test["duration_s"]
     assert wall < base_wall + 3.0 + 2.0 * TIME_FACTOR, (wall, base_wall)
-    assert out.count(f"prometheus-rw (http://127.0.0.1:{port}/api/v1/write)") >= 1
+    assert out.count(f"{output} ({sent_to})") >= 1
     if kind == "refused":
         assert out.count("sending failed") == 1, out     # warned once, not per window
         assert "unreachable" in out
-    result.stdout.fnmatch_lines([f"*pytest-novaload output prometheus-rw (http://127.0.0.1:{port}"
-                                 "/api/v1/write): * windows sent, * dropped*"])
+    result.stdout.fnmatch_lines([f"*pytest-novaload output {output} ({sent_to}): * windows sent, "
+                                 "* dropped*"])
     assert "0 dropped" not in out
 
 
 def test_a_bad_load_out_is_a_usage_error_naming_the_fix(pytester: pytest.Pytester,
                                                         api: Target) -> None:
     result, _ = _run(pytester, "--load-out", "prometheus=http://127.0.0.1:1/api/v1/write",
-                     "--load-out", "otlp=http://127.0.0.1:4318")
+                     "--load-out", "otlp=127.0.0.1:4318")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         "*--load-out 'prometheus=http://127.0.0.1:1/api/v1/write': unknown output "
         "'prometheus'; expected one of prometheus-rw, json, otlp*(from --load-out)*",
-        "*otlp output is not built*"])
+        "*otlp='127.0.0.1:4318': expected the OTLP/HTTP base URL of a collector or backend, "
+        "such as 'otlp=http://127.0.0.1:4318'*"])
 
 
 def test_load_out_from_env_and_ini(pytester: pytest.Pytester, api: Target,

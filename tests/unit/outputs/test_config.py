@@ -22,13 +22,13 @@ def test_specs_parse_like_k6_out() -> None:
 def test_all_bad_specs_are_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         parse_out_specs(["influxdb=http://x", "json", "prometheus-rw=localhost:9090",
-                         "otlp=http://127.0.0.1:4318"])
+                         "otlp=127.0.0.1:4318"])
     problems = info.value.problems
     assert len(problems) == 4
     assert "unknown output 'influxdb'" in problems[0] and "prometheus-rw, json" in problems[0]
     assert "expected NAME=TARGET" in problems[1]
     assert "prometheus-rw='localhost:9090'" in problems[2]
-    assert "otlp output is not built yet" in problems[3]
+    assert "otlp='127.0.0.1:4318': expected the OTLP/HTTP base URL" in problems[3]
 
 
 def test_outputs_take_k6_env_knobs(tmp_path: Path) -> None:
