@@ -18,7 +18,7 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from pytest_novaload.gate.baseline import save_baseline
 from pytest_novaload.gate.gitlab import render_metrics
 from pytest_novaload.gate.rules import Rule
 from pytest_novaload.metrics import MetricStore
+from pytest_novaload.metrics.spool import LineSpool
 from pytest_novaload.metrics.timeline import Timeline
 from pytest_novaload.outputs.hub import Outputs
 from pytest_novaload.redact import Redactor, display_target, env_secrets
@@ -114,7 +115,7 @@ class NovaloadSession:
         self.order: list[str] = []
         self.started = time.time()
         self._run_dir: Path | None = None
-        self._timeseries: list[dict[str, Any]] = []
+        self._timeseries = LineSpool()   # every test's lines, redacted, on disk
         self.targets: dict[str, str] = {}
 
     # -- running ------------------------------------------------------------------------------
@@ -274,12 +275,12 @@ class NovaloadSession:
         for text in self.outputs.take_notices():
             self.write(f"\npytest-novaload: {text}\n")
 
-    def record(self, result: RunResult, timeseries: list[dict[str, Any]]) -> None:
+    def record(self, result: RunResult, timeseries: Iterable[dict[str, Any]]) -> None:
         """Keep a finished (or merged) result and write the artifacts at once."""
         if result.nodeid not in self.results:
             self.order.append(result.nodeid)
         self.results[result.nodeid] = result
-        self._timeseries.extend(self.redactor.redact_obj(timeseries))
+        self._timeseries.extend(self.redactor.redact_obj(line) for line in timeseries)
         self._log(f"finish {result.nodeid}: {result.outcome}"
                   + "".join(f"\n  {o.line()}" for o in result.thresholds))
         for err in result.errors:

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import GENERATOR
+from pytest_novaload.metrics.spool import LineSpool
 from pytest_novaload.metrics.timeline import StageStores, Timeline, spans_of
 from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
@@ -57,7 +58,7 @@ class Measurements:
     started: float          # unix time
     finished: float
     duration: float         # seconds of test time, used for counter rates
-    timeseries: list[dict[str, Any]] = field(default_factory=list)
+    timeseries: Iterable[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     aborted: str | None = None          # the reason, when abort_on_fail stopped the run
     generator: dict[str, Any] = field(default_factory=dict)
@@ -98,10 +99,11 @@ class LoadRunner:
         self.plan = plan.shard(rank, world)
         self.mix = ScenarioMix(scenario)
         self.store = store if store is not None else MetricStore()
+        self._redactor = redactor or Redactor.from_env(env)
         self.rt = RunContext(self.store, self.mix, dict(env),
                              {k: dict(v) for k, v in (client_options or {}).items()},
                              rank=rank, world=world,
-                             errors=ErrorLog(redactor or Redactor.from_env(env)),
+                             errors=ErrorLog(self._redactor),
                              allowlist=allowlist or Allowlist())
         self.rt.on_fatal = self.request_abort
         self.rt.reserve(self.plan.initial_vus(rank, world))
@@ -120,7 +122,7 @@ class LoadRunner:
         self._wall_start = time.time()
         self._t_start = time.perf_counter()
         self._window_start: float | None = None
-        self._lines: list[dict[str, Any]] = []
+        self._lines = LineSpool()   # redacted, on disk: a long run's memory stays flat
         # Stage boundaries cut the open second into pieces, each in one stage (0: none).
         self.timeline = Timeline(interval_keys, spans)
         self.stages = StageStores(spans) if spans else None
@@ -316,8 +318,9 @@ class LoadRunner:
             for piece, _, _ in pieces:
                 window.merge(piece)
         t = int(start)
-        self._lines.extend(window_lines(window, t, self.test_id, self.timeseries_keys,
-                                        length=max(now - start, 1e-3)))
+        self._lines.extend(self._redactor.redact_obj(
+            window_lines(window, t, self.test_id, self.timeseries_keys,
+                         length=max(now - start, 1e-3))))
         for piece, stage, length in pieces:
             self.timeline.add(t, piece, stage=stage, length=length)
             if stage and self.stages is not None:
