@@ -125,6 +125,10 @@ def what_stopped(test: dict[str, Any], s: TreeSampler, nofile: int, procs: int) 
         reasons.append(f"CPU (generator peak {s.peak_cpu_share():.2f} cores)")
     if "timeout" in errors.lower():
         reasons.append("open timeouts (the server or the handshake rate)")
+    slow = m(test, "ws_connecting", "p(95)")
+    if slow is not None and slow > 2000:   # the plan's own threshold on connection time
+        reasons.append(f"slow opens (ws_connecting p95 {slow / 1000:.1f} s: the server's "
+                       "handshake rate, or the generator's loop: see its line)")
     return "; ".join(reasons) or "nothing: the plan held"
 
 
