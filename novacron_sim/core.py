@@ -84,7 +84,7 @@ HTTP_STATUSES = (200, 201, 204, 400, 401, 404, 405, 409, 413, 422, 500, 502, 503
 WS_COUNTERS = tuple(
     f"ws:{ep}:{what}"
     for ep in ("hub", "dwcp")
-    for what in ("opened", "closed", "rejected", "received", "sent")
+    for what in ("opened", "closed", "rejected", "received", "sent", "skipped")
 )
 
 

@@ -2,12 +2,20 @@
 
 Idle connections cost only their aiohttp handler: pushes come from one broadcaster task per
 channel per worker, running while the channel has subscribers. permessage-deflate is off.
+
+Memory per connection is bounded whatever a client does: a message is at most 64 KiB and
+aiohttp stops reading a socket whose queue is full; a subscriber that does not read has events
+skipped (counted as `skipped`) once SLOW_CONSUMER_BYTES wait in its send buffer, so it neither
+grows the buffer nor holds up the broadcast to the others; a connection has at most MAX_INFLIGHT
+queries answered at once (then reading it waits) and MAX_WATCHES migrations watched, and a
+finished watch is forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -27,86 +35,16 @@ from novacron_sim.core import (
     short,
     track,
 )
+from novacron_sim.hub import CHANNELS, SLOW_CONSUMER_BYTES, Hub
 from novacron_sim.migrations import STORE, MigrationStore
 
-__all__ = ["CHANNELS", "HUB", "QUERIES", "Hub", "dwcp_ws", "hub_ws"]
+__all__ = ["CHANNELS", "HUB", "QUERIES", "SLOW_CONSUMER_BYTES", "Hub", "dwcp_ws", "hub_ws"]
 
-CHANNELS = ("vm_status", "metrics", "alerts")
 QUERIES = ("vm_count", "vm_status", "zones", "migration_status")
 _MAX_MSG = 64 * 1024
+MAX_INFLIGHT = 64
+MAX_WATCHES = 1000
 _log = logging.getLogger("novacron_sim")
-
-
-class Hub:
-    """Channel subscriptions of one worker and the broadcaster task of each channel."""
-
-    def __init__(self, sim: Sim) -> None:
-        self.sim = sim
-        self.subscribers: dict[str, set[web.WebSocketResponse]] = {c: set() for c in CHANNELS}
-        self._pumps: dict[str, asyncio.Task[None]] = {}
-        self._seq = 0
-
-    def subscribe(self, ws: web.WebSocketResponse, channel: str) -> None:
-        self.subscribers[channel].add(ws)
-        pump = self._pumps.get(channel)
-        if pump is None or pump.done():
-            self._pumps[channel] = self.sim.spawn(self._pump(channel))
-
-    def unsubscribe(self, ws: web.WebSocketResponse, channel: str) -> None:
-        self.subscribers[channel].discard(ws)
-
-    def drop(self, ws: web.WebSocketResponse) -> None:
-        for subs in self.subscribers.values():
-            subs.discard(ws)
-
-    def _event(self, channel: str) -> dict[str, Any]:
-        rng, sim = self.sim.rng, self.sim
-        self._seq += 1
-        if channel == "vm_status":
-            vm_id = rng.randint(1, max(1, sim.vm_max))
-            data: dict[str, Any] = {
-                "vm_id": vm_id,
-                "state": rng.choice(("running", "running", "running", "stopped", "paused")),
-                "zone": sim.zones[vm_id % len(sim.zones)],
-            }
-        elif channel == "metrics":
-            data = {
-                "host": rng.choice(sim.host_names) if sim.host_names else "host-0",
-                "cpu_pct": round(rng.uniform(0, 100), 1),
-                "mem_pct": round(rng.uniform(20, 95), 1),
-                "net_rx_kbps": round(rng.uniform(0, 10_000), 1),
-                "net_tx_kbps": round(rng.uniform(0, 10_000), 1),
-            }
-        else:
-            vm_id = rng.randint(1, max(1, sim.vm_max))
-            data = {
-                "vm_id": vm_id,
-                "severity": rng.choice(("info", "warning", "warning", "critical")),
-                "message": rng.choice(
-                    ("cpu above 90%", "memory above 85%", "disk latency high", "host degraded")
-                ),
-            }
-        return {"type": "event", "channel": channel, "seq": self._seq, "ts": now_ms(), "data": data}
-
-    async def _pump(self, channel: str) -> None:
-        subs = self.subscribers[channel]
-        sent = self.sim.shared.index["ws:hub:sent"]
-        while subs:
-            await asyncio.sleep(self.sim.shared.knob("push_interval_ms") / 1000.0)
-            payload = dumps(self._event(channel)).decode()
-            n = 0
-            for ws in list(subs):
-                if ws.closed:
-                    subs.discard(ws)
-                    continue
-                if ws not in subs:  # unsubscribed while this round was sending
-                    continue
-                try:
-                    await ws.send_str(payload)
-                    n += 1
-                except (ConnectionError, RuntimeError):
-                    subs.discard(ws)
-            self.sim.shared.inc(sent, n)
 
 
 HUB = web.AppKey("hub", Hub)
@@ -266,6 +204,7 @@ async def hub_ws(request: web.Request) -> web.StreamResponse:
         return opened
     ws, sim, hub, store = opened, request.app[SIM], request.app[HUB], request.app[STORE]
     conn = _Conn(sim, ws, "hub")
+    transport = request.transport
     tasks: set[asyncio.Task[Any]] = set()
     try:
         async for msg in _messages(conn, "hub"):
@@ -278,9 +217,14 @@ async def hub_ws(request: web.Request) -> web.StreamResponse:
                     await conn.send({"type": "error", "id": msg.get("id"), "error": names})
                     continue
                 for c in names:
-                    (hub.subscribe if kind == "subscribe" else hub.unsubscribe)(ws, c)
+                    if kind == "subscribe":
+                        hub.subscribe(ws, c, transport)
+                    else:
+                        hub.unsubscribe(ws, c)
                 await conn.send({"type": f"{kind}d", "id": msg.get("id"), "channels": names})
             elif kind == "query":
+                if len(tasks) >= MAX_INFLIGHT:  # stop reading until one is answered
+                    await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
                 query = _answer_query(conn, store, msg)
                 track(asyncio.get_running_loop().create_task(query), tasks)
             else:
@@ -324,6 +268,12 @@ async def _watch(conn: _Conn, store: MigrationStore, p: planmod.Plan) -> None:
         await asyncio.sleep(0.0 if nxt is None else max(0.0, nxt - time.time()))
 
 
+def _forget(watches: dict[int, asyncio.Task[None]], mid: int, task: asyncio.Task[None]) -> None:
+    """A finished watch leaves the connection's table (unless a newer one replaced it)."""
+    if watches.get(mid) is task:
+        del watches[mid]
+
+
 async def dwcp_ws(request: web.Request) -> web.StreamResponse:
     """/dwcp/v3: subscribe (or watch) {migration_id} -> progress events, then the final one."""
     opened = await _open(request, "dwcp")
@@ -358,8 +308,14 @@ async def dwcp_ws(request: web.Request) -> web.StreamResponse:
                 if kind == "unsubscribe":
                     await conn.send({"type": "unsubscribed", "migration_id": p.id})
                     continue
+                if len(watches) >= MAX_WATCHES:
+                    await conn.send({"type": "error", "migration_id": p.id, "error":
+                                     f"this connection already watches {MAX_WATCHES} "
+                                     "migrations: unsubscribe one or open another connection"})
+                    continue
                 task = track(asyncio.get_running_loop().create_task(_watch(conn, store, p)), tasks)
                 watches[p.id] = task
+                task.add_done_callback(functools.partial(_forget, watches, p.id))
             else:
                 await conn.send(
                     {
