@@ -13,7 +13,6 @@ import contextlib
 import gc
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,13 @@ from typing import Any
 
 from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.executors import ExecutorConfig
+from pytest_novaload.engine.health import (
+    PROBE_S,
+    GeneratorHealth,
+    loop_name,
+    nofile_limit,
+    resource_verdict,
+)
 from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
@@ -30,6 +36,9 @@ from pytest_novaload.metrics.spool import LineSpool
 from pytest_novaload.metrics.timeline import StageStores, Timeline, spans_of
 from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold, abort_check
+
+__all__ = ["GeneratorHealth", "LoadRunner", "Measurements", "Snapshot", "loop_name",
+           "new_event_loop", "nofile_limit", "resource_verdict", "window_lines"]
 
 Progress = Callable[["Snapshot"], None]
 WindowSink = Callable[[int, MetricStore, float], None]
@@ -167,7 +176,8 @@ class LoadRunner:
         started = self._wall_start = time.time()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
-        self.health = GeneratorHealth()
+        rt = self.rt
+        self.health = GeneratorHealth(starts=lambda: rt.plan_starts)
         interrupted = False
         crashed: Exception | None = None
         # Objects alive before the run (test modules, fixtures) are never garbage during it:
@@ -235,7 +245,7 @@ class LoadRunner:
         each sample is the larger of how late the 0.1 s timer fired (beyond the loop clock's
         granularity) and how long a callback made ready then waited for its turn."""
         loop = asyncio.get_running_loop()
-        probe = 0.1
+        probe = PROBE_S
         slack = 1e-3 if type(loop).__module__.startswith("uvloop") else 0.0  # ms timers
         clock = time.perf_counter
         while True:
@@ -380,103 +390,3 @@ def window_lines(window: MetricStore, t: int, test_id: str,
 
 def _is_error(tags: tuple[tuple[str, str], ...]) -> bool:
     return any((k == "expected_response" and v == "false") or k == "error" for k, v in tags)
-
-
-class GeneratorHealth:
-    """Generator health: event-loop lag, garbage-collection pauses and CPU, and a verdict on
-    whether the latencies measured can be trusted (and if not, why): ``saturated`` when the
-    generator ran out of CPU, ``stalled`` when its loop stalled (garbage collection, bursts of
-    work) though CPU was left; either makes the verdict something other than "ok"."""
-
-    def __init__(self) -> None:
-        self.lags: list[float] = []
-        self.gc_max_ms = 0.0
-        self.gc_total_ms = 0.0
-        self._gc_start = 0.0
-
-    def lag(self, ms: float) -> None:
-        if len(self.lags) < 100_000:
-            self.lags.append(max(ms, 0.0))
-
-    def gc_event(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._gc_start = time.perf_counter()
-        elif self._gc_start:
-            ms = (time.perf_counter() - self._gc_start) * 1000.0
-            self.gc_total_ms += ms
-            self.gc_max_ms = max(self.gc_max_ms, ms)
-
-    def summary(self, cpu_s: float, wall_s: float,
-                resources: tuple[int, str] = (0, "")) -> dict[str, Any]:
-        """The health figures and verdict; ``resources``: (count, first example) of calls the
-        generator could not make for want of file descriptors or ports (its own failure)."""
-        lags = sorted(self.lags)
-        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
-        mx = lags[-1] if lags else 0.0
-        cpu = cpu_s / wall_s if wall_s > 0 else 0.0
-        if cpu > 0.95 and wall_s >= 3.0:  # a sub-second run is all start-up: not a verdict
-            verdict = ("saturated: the generator used all of its CPU, so latencies include its "
-                       "own delay; add shards with -n N or lower the load")
-        elif p99 > 50.0 and self.gc_max_ms > 0.5 * p99:
-            verdict = (f"loop stalls: garbage collection paused the generator up to "
-                       f"{self.gc_max_ms:.0f} ms (event-loop lag p99 {p99:.0f} ms); the slowest "
-                       "latencies may include that pause")
-        elif p99 > 50.0:
-            verdict = (f"loop stalls: event-loop lag p99 {p99:.0f} ms at {cpu * 100:.0f}% CPU "
-                       "(bursts of work such as many connections opened at once); the slowest "
-                       "latencies may include that delay")
-        else:
-            verdict = "ok"
-        shortage, example = resources
-        if shortage:
-            verdict = resource_verdict(shortage, example)
-        return {
-            "loop_lag_p99_ms": round(p99, 2), "loop_lag_max_ms": round(mx, 2),
-            "gc_pause_max_ms": round(self.gc_max_ms, 2),
-            "gc_pause_total_ms": round(self.gc_total_ms, 1),
-            "cpu": round(cpu, 3), "python": sys.version.split()[0],
-            "loop": loop_name(),
-            "saturated": verdict.startswith("saturated"),
-            "stalled": verdict.startswith("loop stalls"),
-            "verdict": verdict,
-            **({"resource_errors": shortage, "nofile_limit": nofile_limit()}
-               if shortage else {}),
-        }
-
-
-def nofile_limit() -> int:
-    """The soft RLIMIT_NOFILE in force (file descriptors this process may open), -1 unknown."""
-    try:
-        import resource
-
-        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    except (ImportError, OSError, ValueError):
-        return -1
-
-
-def resource_verdict(count: int, example: str) -> str:
-    """The generator line when it ran out of file descriptors or ephemeral ports."""
-    if "assign requested address" in example.lower():
-        return (f"out of ephemeral ports: {count} calls could not be made ({example[:120]}); "
-                "this is the generator's limit, not the server's failure: reuse connections "
-                "(keep_alive), spread the load with -n N, or give source addresses "
-                "ws={'local_addrs': ['127.0.0.2', ...]}")
-    return (f"out of file descriptors: {count} calls could not be made ({example[:120]}); "
-            f"the limit in force is {nofile_limit()} (ulimit -n); this is the generator's "
-            "limit, not the server's failure: raise it (ulimit -n 65535), or spread the load "
-            "with -n N")
-
-
-def loop_name() -> str:
-    """The event loop runs use: "uvloop" when installed (and not turned off), else "asyncio"."""
-    return "uvloop" if _uvloop_active() else "asyncio"
-
-
-def _uvloop_active() -> bool:
-    if os.environ.get("NOVALOAD_LOOP", "") == "asyncio":
-        return False
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -60,6 +60,7 @@ def merge_generators(parts: Sequence[ShardPart]) -> dict[str, Any]:
         return {}
     worst = max(gens, key=lambda pg: (bool(pg[1].get("saturated")),
                                       bool(pg[1].get("stalled")),
+                                      bool(pg[1].get("planned_burst")),
                                       float(pg[1].get("loop_lag_p99_ms", 0.0))))[1]
     out = dict(worst)
     for key in ("loop_lag_p99_ms", "loop_lag_max_ms", "gc_pause_max_ms", "gc_pause_total_ms",
@@ -67,7 +68,7 @@ def merge_generators(parts: Sequence[ShardPart]) -> dict[str, Any]:
         values = [float(g[key]) for _, g in gens if key in g]
         if values:
             out[key] = max(values)
-    for flag in ("saturated", "stalled"):
+    for flag in ("saturated", "stalled", "planned_burst"):
         out[flag] = any(bool(g.get(flag)) for _, g in gens)
     short = [g for _, g in gens if g.get("resource_errors")]
     if short:  # the generator's own shortage outranks every other verdict

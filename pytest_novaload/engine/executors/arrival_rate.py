@@ -169,6 +169,7 @@ async def run(rt: RunContext, plan: ArrivalRateConfig) -> None:
 
     async def one(vu: VU) -> None:
         rt.vu_started()
+        rt.plan_starts += 1
         try:
             await rt.iterate(vu)
         finally:

@@ -60,6 +60,7 @@ async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool],
     try:
         if start_delay > 0:
             await asyncio.sleep(start_delay)
+        rt.plan_starts += 1   # the generator's health tells a planned burst of these
         while keep_going():
             await rt.iterate(vu)
             await asyncio.sleep(0)
