@@ -26,6 +26,9 @@ STALL_MS = 50.0
 #: the load itself, not a burst)
 BURST_MIN_STARTS = 100
 BURST_FACTOR = 4
+#: probes after a burst whose lag is still the burst's: VUs started together run their first
+#: iterations over up to a second (executors.base.START_SPREAD_MAX)
+BURST_TAIL = 10
 _MAX_SAMPLES = 100_000
 #: the lag probe's period (LoadRunner._sample): a sample spans about PROBE_S plus its lag
 PROBE_S = 0.1
@@ -41,7 +44,7 @@ def _p99(values: list[float]) -> float:
 class GeneratorHealth:
     """The lag probe's samples (each with the plan's starts since the previous one), GC
     pauses, and the summary with its verdict. ``starts`` counts the VUs and iterations the
-    plan has started so far (VU first iterations, arrival-rate iterations)."""
+    plan has started so far (VUs of the closed executors, arrival-rate iterations)."""
 
     def __init__(self, starts: Callable[[], int] | None = None) -> None:
         self.lags: list[float] = []
@@ -71,15 +74,20 @@ class GeneratorHealth:
             self.gc_max_ms = max(self.gc_max_ms, ms)
 
     def _bursts(self) -> tuple[list[bool], list[bool]]:
-        """Per sample: (was its probe a burst of the plan's starts, did its lag come in or
-        right after one)."""
+        """Per sample: (was its probe a burst of the plan's starts, did its lag come in one or
+        in the BURST_TAIL probes after one)."""
         starts = self.starts
         if not starts:
             return [], []
         usual = sorted(starts)[len(starts) // 2]
         floor = max(BURST_MIN_STARTS, BURST_FACTOR * usual)
         burst = [n >= floor for n in starts]
-        return burst, [b or (i > 0 and burst[i - 1]) for i, b in enumerate(burst)]
+        within, last = [], -BURST_TAIL - 1
+        for i, b in enumerate(burst):
+            if b:
+                last = i
+            within.append(i - last <= BURST_TAIL)
+        return burst, within
 
     def summary(self, cpu_s: float, wall_s: float,
                 resources: tuple[int, str] = (0, "")) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class RunContext:
     allocated: int = 0
     reserved: int = 0
     active: int = 0
-    plan_starts: int = 0   # VU first iterations and arrival-rate iterations started so far
+    plan_starts: int = 0   # VUs and arrival-rate iterations the executor started so far
     _db_pool: DbPool | None = None
     _checks: dict[tuple[str, Tags], Rate] = field(default_factory=dict)
     _iter_sinks: dict[str, tuple[Trend, Counter, Rate]] = field(default_factory=dict)

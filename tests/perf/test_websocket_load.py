@@ -6,8 +6,9 @@ whole run (`keep=True`), subscribes to the vm_status, metrics and alerts channel
 in the plan, sends a heartbeat every 5 s and a query every 10 s while reading what the server
 pushes. One iteration is one heartbeat period.
 
-Full plan: `pytest tests/perf/test_websocket_load.py --load-scale 1 --load-duration-scale 1`
-(100K connections need several generators, `-n N`, and `ws={"local_addrs": [...]}`).
+Full plan: `pytest -n 6 tests/perf/test_websocket_load.py --load-scale 1 --load-duration-scale 1`
+(100K connections need several generator processes, `-n N`, each holding its share within its
+open-file limit; loopback source addresses and the stand-in's processes follow by themselves).
 """
 
 from __future__ import annotations

@@ -57,10 +57,10 @@ async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool],
     """Iterate ``vu`` while ``keep_going()``; yields to the loop after every iteration.
     ``start_delay`` (from `start_delays`) spreads the first iterations of a batch of VUs."""
     rt.vu_started()
+    rt.plan_starts += 1   # the generator's health tells a planned burst of these
     try:
         if start_delay > 0:
             await asyncio.sleep(start_delay)
-        rt.plan_starts += 1   # the generator's health tells a planned burst of these
         while keep_going():
             await rt.iterate(vu)
             await asyncio.sleep(0)
