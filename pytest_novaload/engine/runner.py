@@ -340,8 +340,8 @@ class LoadRunner:
             window = last
         else:
             window = MetricStore()
-            for piece, _, _ in pieces:
-                window.merge(piece)
+            for piece, _, _ in pieces:  # in time order: VU gauges follow, never add up
+                window.merge(piece, later=True)
         t = int(start)
         self._lines.extend(self._redactor.redact_obj(
             window_lines(window, t, self.test_id, self.timeseries_keys,

@@ -337,6 +337,17 @@ class Gauge:
             self._wmin = min(self._wmin, other._min)
             self._wmax = max(self._wmax, other._max)
 
+    def follow(self, later: Gauge) -> None:
+        """Fold in ``later``, this process's own gauge measured right after (pieces of one
+        second): its level is the level now, min and max span both; levels never add up."""
+        if later._n == 0:
+            return
+        self._min, self._max = min(self._min, later._min), max(self._max, later._max)
+        self._value = later._value
+        self._n += later._n
+        self._wmin = min(self._wmin, later._min)
+        self._wmax = max(self._wmax, later._max)
+
     def _with(self, n: int, value: float, lo: float, hi: float) -> Gauge:
         out = Gauge(self.combine)
         out._n, out._value, out._min, out._max = n, value, lo, hi

@@ -307,8 +307,11 @@ class MetricStore:
         out._reindex()
         return out
 
-    def merge(self, other: MetricStore) -> None:
-        """Add every series of ``other`` into this store (in place; associative)."""
+    def merge(self, other: MetricStore, *, later: bool = False) -> None:
+        """Add every series of ``other`` into this store (in place; associative). ``later``:
+        ``other`` is this process's own store measured right after this one (the pieces of a
+        second cut at a stage's end), so a gauge takes its level (``Gauge.follow``) instead of
+        adding the levels up as shards' VUs do."""
         for name, kind in other._kinds.items():
             self.define(name, kind, combine=None if name in self._kinds
                         else other._combine.get(name))
@@ -322,6 +325,8 @@ class MetricStore:
                         copy.combine = self._combine[name]
                     mine[tags] = copy
                     self._flat[(name, tags)] = copy
+                elif later and isinstance(dst, Gauge) and isinstance(sink, Gauge):
+                    dst.follow(sink)
                 else:
                     _merge_sink(dst, sink)
 

@@ -107,15 +107,17 @@ def _thresholds(t: Mapping[str, Any]) -> str:
     if not ths:
         return ""
     rows = []
+    reasons = any(th.get("reason") for th in ths)  # an always-empty column is only noise
     for th in ths:
         ok = bool(th.get("ok"))
         res = '<span class="ok">ok</span>' if ok else '<span class="bad">FAILED</span>'
         extra = " (abort on fail)" if th.get("abort_on_fail") else ""
         rows.append([f"<code>{esc(th.get('metric', ''))}</code>",
                      f"<code>{esc(th.get('expression', ''))}</code>{esc(extra)}",
-                     esc(_observed(th)), res, esc(th.get("reason") or "")])
-    return "<h3>Thresholds</h3>" + _table(
-        ["metric", "expression", "observed", "result", "reason"], rows, numeric=[2])
+                     esc(_observed(th)), res, *([esc(th.get("reason") or "")] if reasons
+                                                 else [])])
+    head = ["metric", "expression", "observed", "result", *(["reason"] if reasons else [])]
+    return "<h3>Thresholds</h3>" + _table(head, rows, numeric=[2])
 
 
 def _sorted_keys(metrics: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:

@@ -568,6 +568,34 @@ def test_timeseries_lines_are_per_unix_second(pytester: pytest.Pytester, api: Ta
     assert all(isinstance(x["t"], int) and x["test"].endswith("::test_ts") for x in lines)
 
 
+def test_a_stage_ending_inside_a_second_does_not_double_the_vus(pytester: pytest.Pytester,
+                                                                  api: Target) -> None:
+    # The second a stage ends in is measured in two pieces; its VU gauges are the one pool's
+    # level, not the two pieces' levels added up (the report's VU chart and the outputs read
+    # these lines and windows).
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(stages=[("1500ms", 3), ("1500ms", 3)])
+        def test_ts(load):
+            async def user(vu):
+                await vu.http.get("/ok")
+                await vu.sleep(0.05)
+            load.run(user)
+    """)
+    run(pytester, api).assert_outcomes(passed=1)
+    run_dir = next((pytester.path / "results").iterdir())
+    lines = [json.loads(x) for x in (run_dir / "timeseries.ndjson").read_text().splitlines()]
+    vus = [x for x in lines if x["metric"] == "vus"]
+    vus_max = [x for x in lines if x["metric"] == "vus_max"]
+    assert len(vus) >= 3 and vus_max
+    assert max(x["max"] for x in vus) == 3, vus
+    assert max(x["value"] for x in vus) == 3, vus
+    assert {x["value"] for x in vus_max} == {3}, vus_max
+    metrics = summary(pytester)["tests"][0]["metrics"]
+    assert metrics["vus"]["max"] == metrics["vus_max"]["value"] == 3
+
+
 def test_metric_with_an_unknown_tag_key_raises(pytester: pytest.Pytester, api: Target) -> None:
     pytester.makepyfile("""
         import pytest

@@ -159,6 +159,32 @@ def test_gauge_combine_defaults_and_conflicts() -> None:
         s.define("x", "trend", combine="sum")
 
 
+def test_merging_a_later_piece_of_the_same_process_takes_its_vu_level() -> None:
+    # A second cut at a stage's end: 8 VUs before the cut, 8 then 6 after. Shards' VUs add up
+    # (merge); the pieces of one VU pool follow each other (merge later=True), never 16.
+    first, second = MetricStore(), MetricStore()
+    first.gauge("vus").set(8)
+    first.gauge("vus_max").set(8)
+    first.counter("iterations").add(3)
+    second.gauge("vus").set(8)
+    second.gauge("vus").set(6)
+    second.gauge("vus_max").set(8)
+    second.counter("iterations").add(2)
+    second.gauge("queue").set(1)
+    window = MetricStore()
+    for piece in (first.roll(), second.roll()):
+        window.merge(piece, later=True)
+    vus = window.gauge("vus")
+    assert (vus.current, vus.min, vus.max) == (6, 6, 8)
+    assert window.gauge("vus_max").max == 8
+    assert window.counter("iterations").total == 5          # counters still add up
+    assert window.gauge("queue").current == 1                # new in the later piece
+    shards = MetricStore()
+    for piece in (first.roll(), second.roll()):
+        shards.merge(piece)
+    assert shards.gauge("vus").current == 14                 # shards: levels add up
+
+
 # -- aggregate ------------------------------------------------------------------------------------
 
 

@@ -146,6 +146,17 @@ def test_thresholds_show_observed_with_unit_and_failed_ones() -> None:
     assert "1/4" in text  # the overview's thresholds ok column
 
 
+def test_the_reason_column_shows_only_when_a_threshold_has_a_reason() -> None:
+    with_reason = html.render(summary(http_test()), [])
+    assert "<th>reason</th>" in with_reason
+    t = http_test()
+    t["thresholds"] = [th for th in t["thresholds"] if not th.get("reason")]
+    page = html.render(summary(t), [])
+    assert "<th>reason</th>" not in page
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if "p(95)&lt;500" in r)
+    assert row.count("<td") == 4   # metric, expression, observed, result
+
+
 def test_user_data_is_escaped_everywhere() -> None:
     page = html.render(summary(http_test(), no_http_test()), lines("x<script>", 1))
     assert "<script" not in page
