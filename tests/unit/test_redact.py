@@ -281,7 +281,8 @@ def test_database_password_never_survives(prefix: str, password: str, suffix: st
                              "\nSet-Cookie: a={t}; Path=/\n"]))
 def test_header_and_bearer_values_never_survive(prefix: str, token: str, suffix: str,
                                                 form: str) -> None:
-    assume(token not in prefix and token not in suffix)
+    # A token spelled inside the form's own words ('Authoriz') is the header name, not a leak.
+    assume(token not in prefix and token not in suffix and token not in form.format(t=""))
     out = Redactor().redact(prefix + " " + form.format(t=token) + " " + suffix)
     assert token not in out
 
