@@ -122,6 +122,13 @@ class GeneratorHealth:
                        "generator that cannot keep up; latencies measured during the burst "
                        "include the generator's delay (ramp the stage over longer, or add "
                        "shards with -n N, if that is not the load you meant)")
+        elif p99 > STALL_MS and burst_lags:
+            verdict = (f"loop stalls: event-loop lag p99 {p99:.0f} ms at {cpu * 100:.0f}% CPU, "
+                       f"and {steady_p99:.0f} ms outside the plan's bursts of starts "
+                       f"({burst['burst_starts']:,} VUs or iterations at once): the generator "
+                       "does not keep up between them either (blocking calls in the scenario, "
+                       "more connections than one process opens in time, a busy machine); "
+                       "the slowest latencies may include that delay")
         elif p99 > STALL_MS:
             verdict = (f"loop stalls: event-loop lag p99 {p99:.0f} ms at {cpu * 100:.0f}% CPU, "
                        "not explained by the plan's starts (blocking calls in the scenario, "

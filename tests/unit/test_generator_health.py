@@ -85,8 +85,10 @@ def test_lag_that_outlasts_the_burst_is_a_generator_that_cannot_keep_up() -> Non
     h = samples((3, 300.0, 700), (100, 90.0, 1))
     s = h.summary(cpu_s=3.0, wall_s=10.0)
     assert s["stalled"] and not s["planned_burst"]
-    assert s["verdict"].startswith("loop stalls: event-loop lag p99 300 ms at 30% CPU, not "
-                                   "explained by the plan's starts"), s["verdict"]
+    assert s["verdict"].startswith("loop stalls: event-loop lag p99 300 ms at 30% CPU, and 90 "
+                                   "ms outside the plan's bursts of starts (2,100 VUs or "
+                                   "iterations at once): the generator does not keep up"), \
+        s["verdict"]
 
 
 def test_a_steady_arrival_rate_is_the_load_not_a_burst() -> None:
@@ -104,6 +106,7 @@ def test_a_burst_the_loop_absorbs_is_ok() -> None:
 def test_few_starts_never_make_a_burst() -> None:
     s = samples((3, 300.0, 40), (100, 0.8, 0)).summary(cpu_s=1.0, wall_s=10.0)
     assert s["stalled"] and not s["planned_burst"]
+    assert "not explained by the plan's starts" in s["verdict"]
 
 
 def test_merged_health_names_a_shards_planned_burst() -> None:
