@@ -51,6 +51,24 @@ class LoadAborted(ThresholdsFailed):
     """A threshold with ``abort_on_fail`` broke and stopped the run early."""
 
 
+class LoadCrashed(NovaloadError):
+    """The load run itself failed (a bug, a broken set-up), not the scenario: raised by
+    ``load.run`` in place of the original exception, whose traceback (and chained causes) its
+    message carries redacted, so no secret the exception quoted reaches the terminal, the
+    JUnit XML or run.log. What was measured until then is kept in the artifacts."""
+
+    @staticmethod
+    def story(nodeid: str, exc: BaseException) -> str:
+        """The message (to redact before use): the test, and the crash's whole traceback with
+        its chained causes. The original is never re-raised, so pytest shows no unredacted
+        message, argument or chained exception of it."""
+        import traceback
+
+        text = "".join(traceback.format_exception(exc)).rstrip()
+        return (f"the load run of {nodeid} crashed (a bug in the plugin or a broken set-up, "
+                f"not the scenario; what it measured until then is in the artifacts):\n{text}")
+
+
 class ShardError(NovaloadError):
     """A generator shard (xdist worker) crashed or left before its result arrived."""
 

@@ -5,8 +5,9 @@ pytest: it takes plain values and callables (a ``write`` for the terminal, a ``S
 
 It is the choke point for secrets (``redact``): every artifact (`write_file`), run.log line
 (`_log`), terminal text (``write``, progress included, and `terminal_summaries`) and failure
-message (`_failure`) passes through `redactor`; error examples are redacted where they are
-captured (``ErrorLog``). Targets are checked against the allowlist before any load.
+message (`_failure`, a crashed run's traceback too: ``LoadCrashed``) passes through `redactor`;
+error examples are redacted where they are captured (``ErrorLog``). Targets are checked
+against the allowlist before any load.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from typing import Any, Protocol
 from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
-from pytest_novaload.errors import LoadAborted, RegressionFailed, ShardError, ThresholdsFailed
+from pytest_novaload.errors import (
+    LoadAborted,
+    LoadCrashed,
+    RegressionFailed,
+    ShardError,
+    ThresholdsFailed,
+)
 from pytest_novaload.gate.assess import Gate, assess, interval_keys, rule_texts
 from pytest_novaload.gate.baseline import save_baseline
 from pytest_novaload.gate.gitlab import render_metrics
@@ -184,8 +191,10 @@ class NovaloadSession:
             raise ShardError(self._failure(f"{failure}\n{result.failure_message()}"))
         if measured.crashed is not None:
             result.outcome = "error"
+            message = self._failure(LoadCrashed.story(nodeid, measured.crashed))
+            self._log(message)
             self.write_artifacts()
-            raise measured.crashed
+            raise LoadCrashed(message) from None
         regressed = result.regression_message()
         if not result.ok:
             exc = LoadAborted if result.aborted else ThresholdsFailed
@@ -215,6 +224,10 @@ class NovaloadSession:
 
     def _failure(self, message: str) -> str:
         return self.redactor.redact(message)
+
+    def note_crash(self, message: str) -> None:
+        """run.log gets a shard's crash (the xdist controller: the worker raised LoadCrashed)."""
+        self._log(message)
 
     def check_targets(self) -> None:
         """Raise TargetRefused when a target of the environment (API_URL, WS_URL, DWCP_WS_URL,
@@ -290,6 +303,8 @@ class NovaloadSession:
     def set_outcome(self, nodeid: str, outcome: str) -> None:
         """The test's final pytest outcome (a user assertion after load.run can fail it)."""
         res = self.results.get(nodeid)
+        if res is not None and res.outcome == "error" and outcome == "failed":
+            return  # the run crashed (LoadCrashed fails the test): it stays an error
         if res is not None and res.outcome != "interrupted" and res.outcome != outcome:
             res.outcome = outcome
             self.write_artifacts()

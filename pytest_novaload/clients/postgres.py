@@ -28,7 +28,9 @@ them; the runner counts them by type) after recording ``db_query_failed`` True a
 duration. A call that cannot get a connection (pool creation refused, ``acquire_timeout``) counts
 as one failed query of that name, with no duration. ``executemany`` is one query (one batch).
 Each failure reports its cause: ``ctx.report("db_query_failed", <exception class>,
-"<class>: <text> (statement: <name>)")``.
+"<class>: <text> (statement: <name>)")``. Running out of file descriptors or ports ("Too
+many open files" while the pool connects) is the generator's shortage, not the database's:
+reported under ``generator`` (shown on the generator line with the fix), no failed sample.
 
 Pool options (``options["db"]``, checked by `validate_db_options`): see ``DB_OPTIONS`` in
 `db_pool`; times accept seconds or durations such as '30s'. asyncpg is imported only when the
@@ -50,7 +52,7 @@ from pytest_novaload.clients.db_pool import DB_OPTIONS, DbPool, validate_db_opti
 from pytest_novaload.clients.measure import CallSinks
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics.builtins import define_builtins
-from pytest_novaload.metrics.errors import error_tag
+from pytest_novaload.metrics.errors import GENERATOR, RESOURCE_ERROR, error_tag
 
 if TYPE_CHECKING:
     from pytest_novaload.clients.base import ClientContext
@@ -202,9 +204,13 @@ class _Calls:
 
     def failed(self, sinks: _Statement, ms: float | None, exc: BaseException) -> None:
         """A failed query and its cause (a ConfigError too: no DATABASE_URL, a bad pool
-        option; the failed sample is counted, so its cause is listed)."""
-        sinks.record(ms, True)
+        option; the failed sample is counted, so its cause is listed). The generator's own
+        shortage of descriptors or ports is its failure, not the database's: no sample."""
         tag = error_tag(exc)
+        if tag.type == RESOURCE_ERROR:
+            self.ctx.report(GENERATOR, tag.type, f"{tag} (statement: {sinks.name})")
+            return
+        sinks.record(ms, True)
         self.ctx.report("db_query_failed", tag.type, f"{tag} (statement: {sinks.name})")
 
 

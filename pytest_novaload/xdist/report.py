@@ -47,6 +47,10 @@ class ReportLogger:
             outcome = ("failed" if any(r.failed for r in reports) else
                        next((r.outcome for r in reports if r.when == "call"), "passed"))
             self.session.record(run.result, run.timeseries())
+            crash = _crash_text(reports)
+            if crash is not None:  # a shard's run crashed: run.log says how (redacted)
+                self.session.note_crash(crash)
+                outcome = "error"
             self.session.set_outcome(run.nodeid, outcome)
         node = self.nodes.get(wid) if wid is not None else None
         location = run.meta.location
@@ -77,3 +81,24 @@ class ReportLogger:
                 pytest.TestReport(outcome="failed", longrepr=message, when="call",
                                   user_properties=props, **common),
                 pytest.TestReport(outcome="passed", longrepr=None, when="teardown", **common)]
+
+
+def _crash_text(reports: list[pytest.TestReport]) -> str | None:
+    """The LoadCrashed message of a failed call report (a shard's run crashed), else None:
+    pytest's ``E   `` lines from the exception's own, the prefix taken off."""
+    marker = "LoadCrashed: "
+    for rep in reports:
+        if not (rep.when == "call" and rep.failed):
+            continue
+        lines = rep.longreprtext.splitlines()
+        for i, line in enumerate(lines):
+            at = line.find(marker)
+            if at < 0:
+                continue
+            out = [line[at + len(marker):]]
+            for more in lines[i + 1:]:
+                if not more.startswith("E "):
+                    break
+                out.append(more[1:].removeprefix("       ").rstrip())
+            return "\n".join(out)
+    return None

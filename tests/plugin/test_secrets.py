@@ -189,3 +189,67 @@ def test_no_secret_in_any_artifact_terminal_or_junit(
         assert data["targets"]["API_URL"] == f"http://apiuser:***@{echo.url}"
         # The user info is never part of a shown URL: it went as a header.
         assert f"GET http://{echo.url}/echo/500 -> 500" in examples, examples
+
+
+CRASH_CONFTEST = '''
+import os
+
+import pytest_novaload.engine.runtime as runtime
+
+
+def broken_new_vu(self):
+    # A bug or broken set-up inside the runner itself (not the scenario): its exception, and
+    # the one it was raised from, quote every secret of the environment.
+    try:
+        raise ConnectionError("no route to " + os.environ["API_URL"])
+    except ConnectionError as exc:
+        raise RuntimeError("pool broke for " + os.environ["DATABASE_URL"] + " with token "
+                           + os.environ["API_TOKEN"]) from exc
+
+
+runtime.RunContext.new_vu = broken_new_vu
+'''
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["n0", "n2"])
+def test_a_runner_crash_is_redacted_in_terminal_run_log_and_junit(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool) -> None:
+    if xdist:
+        pytest.importorskip("xdist")
+    monkeypatch.setenv("API_URL", f"http://apiuser:{API_PW}@127.0.0.1:9")
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:{DB_PW}@127.0.0.1:9/novacron")
+    for env in ("WS_URL", "DWCP_WS_URL", "NOVALOAD_ALLOW_HOSTS", "NOVALOAD_RESULTS"):
+        monkeypatch.delenv(env, raising=False)
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(CRASH_CONFTEST)
+    pytester.makepyfile('''
+        import pytest
+
+        @pytest.mark.load(executor="per-vu-iterations", vus=1, iterations=1)
+        def test_crash(load):
+            load.run(lambda vu: None)
+    ''')
+    junit = pytester.path / "junit.xml"
+    args = ["-p", "no:cacheprovider", "--load-progress", "lines", "-rA", "-v",
+            "--tb=long", f"--load-results={pytester.path / 'results'}", f"--junitxml={junit}"]
+    if xdist:
+        args += ["-n", "2"]
+    result = pytester.runpytest_subprocess(*args, timeout=scaled(120))
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str() + result.stderr.str()
+    # The crash is shown, with its story (both exceptions), the secrets masked.
+    assert "pool broke for postgresql://postgres:***@127.0.0.1:9/novacron" in text, text[-4000:]
+    assert "with token ***" in text and "no route to http://apiuser:***@127.0.0.1:9" in text
+    (run_dir,) = (pytester.path / "results").iterdir()
+    log = (run_dir / "run.log").read_text()
+    assert "pool broke for postgresql://postgres:***@" in log, log
+    (test,) = json.loads((run_dir / "summary.json").read_text())["tests"]
+    assert test["outcome"] == "error", test["outcome"]
+    leaks = {TOKEN, API_PW, DB_PW, BASIC}
+    for path in [*_files(run_dir), junit]:
+        content = path.read_text(encoding="utf-8", errors="replace")
+        for secret in leaks:
+            assert secret not in content, f"{secret} leaked into {path.name}"
+    for secret in leaks:
+        assert secret not in text, f"{secret} leaked into the terminal"
