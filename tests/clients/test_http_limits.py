@@ -1,13 +1,14 @@
 """Response body limits against a hostile loopback server: an endless chunked body, a 100 MB
-body, an endless head. The generator's peak memory stays bounded and the failure is classified
-(BodyTooLarge in http_req_failed), on both transports and both parsers; discard_bodies keeps
-nothing but still counts the bytes."""
+body, an endless head, compressed bodies that inflate to 100 MB (zip bombs). The generator's
+peak memory stays bounded and the failure is classified (BodyTooLarge in http_req_failed), on
+both transports and both parsers; discard_bodies keeps nothing but still counts the bytes."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,19 @@ from pytest_novaload.metrics import MetricStore
 MB = 1024 * 1024
 _BLOCK = b"x" * (64 * 1024)
 _CHUNK = b"%x\r\n" % len(_BLOCK) + _BLOCK + b"\r\n"
+
+
+def _bomb(wbits: int, size: int = 100 * MB) -> bytes:
+    """``size`` zero bytes compressed (gzip: wbits 31, zlib: 15, raw deflate: -15), made
+    block by block: about 100 KB on the wire."""
+    c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    zeros = bytes(MB)
+    return b"".join([*(c.compress(zeros) for _ in range(size // MB)), c.flush()])
+
+
+BOMBS = {"/bomb-gzip": (b"gzip", _bomb(31)), "/bomb-deflate": (b"deflate", _bomb(15)),
+         "/bomb-rawdeflate": (b"deflate", _bomb(-15)),
+         "/gzip-small": (b"gzip", zlib.compress(b"y" * 3000, wbits=31))}
 
 
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,6 +59,11 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 while True:
                     writer.write(_BLOCK)
                     await writer.drain()
+            elif path in BOMBS:  # compressed, sent whatever was asked
+                encoding, body = BOMBS[path]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\n"
+                             b"Content-Length: %d\r\n\r\n" % (encoding, len(body)) + body)
+                await writer.drain()
             elif path == "/endless-head":
                 writer.write(b"HTTP/1.1 200 OK\r\n")
                 while True:
@@ -93,13 +112,22 @@ def _reset_peak() -> None:
         pytest.skip("cannot reset the peak RSS (/proc/self/clear_refs)")
 
 
-def _fetch(url: str, path: str, *, loop: str = "asyncio", **opts: Any) -> tuple[Any, MetricStore]:
+def _fetch(url: str, path: str, *, loop: str = "asyncio", call: dict[str, str] | None = None,
+           read: bool = False, **opts: Any) -> tuple[Any, MetricStore]:
+    """One GET (``call``: the call's own headers); ``read``: the body read in the same loop
+    (as a scenario reads it), returned as (response, content or the exception, store)."""
     store = MetricStore()
 
     async def main() -> Any:
         client = HttpClient(ClientContext(store=store, vu_id=1, env={}, options={"http": opts}))
         try:
-            return await asyncio.wait_for(client.get(url + path, timeout=20), 30)
+            r = await asyncio.wait_for(client.get(url + path, timeout=20, headers=call), 30)
+            if read:
+                try:
+                    return r, r.content
+                except Exception as exc:
+                    return r, exc
+            return r
         finally:
             await client.aclose()
 
@@ -136,6 +164,63 @@ def test_body_over_the_limit_fails_fast_and_keeps_nothing(hostile_url: str, path
     assert failed["passes"] == 1
     received = store.aggregate("data_received").value("count")
     assert DEFAULT_MAX_BODY < received < DEFAULT_MAX_BODY + 16 * MB
+
+
+ASKED = [pytest.param({"headers": {"Accept-Encoding": "gzip, deflate"}}, {}, id="option"),
+         pytest.param({}, {"accept-encoding": "gzip"}, id="call")]
+
+
+@pytest.mark.parametrize("opts", FLAVORS)
+@pytest.mark.parametrize(("option", "call"), ASKED)
+@pytest.mark.parametrize("path", ["/bomb-gzip", "/bomb-deflate", "/bomb-rawdeflate"])
+def test_a_compressed_body_over_the_limit_once_decoded_is_a_failed_request(
+        hostile_url: str, path: str, opts: dict[str, Any], option: dict[str, Any],
+        call: dict[str, str]) -> None:
+    """The user asked for compression (their own Accept-Encoding): the limit holds for the
+    decoded body, which is never inflated past it."""
+    _reset_peak()
+    before = _rss("VmRSS")
+    (response, content), store = _fetch(hostile_url, path, call=call or None, read=True,
+                                        **option, **opts)
+    grown = _rss("VmHWM") - before
+    assert response.status_code == 0, (response, content)
+    assert response.error.startswith("BodyTooLarge: response body over 16777216 bytes"), \
+        response.error
+    assert content == b""
+    assert grown < 60 * MB, f"peak RSS grew {grown / MB:.0f} MB"
+    failed = store.aggregate("http_req_failed", {"error": "BodyTooLarge"}).stats(1.0)
+    assert failed["passes"] == 1
+
+
+@pytest.mark.parametrize("opts", FLAVORS)
+def test_a_compressed_body_under_the_limit_is_decoded(hostile_url: str,
+                                                      opts: dict[str, Any]) -> None:
+    for call in ({"Accept-Encoding": "gzip"}, None):
+        (response, content), store = _fetch(hostile_url, "/gzip-small", call=call, read=True,
+                                            **opts)
+        assert response.status_code == 200 and content == b"y" * 3000, (call, content)
+        assert store.aggregate("http_req_failed").stats(1.0)["passes"] == 0
+    (response, content), _ = _fetch(hostile_url, "/gzip-small", read=True, max_body_size=2999,
+                                    call={"Accept-Encoding": "gzip"}, **opts)
+    assert response.error.startswith("BodyTooLarge: response body over 2999 bytes"), response
+
+
+def test_an_unasked_compressed_body_is_never_inflated_past_the_limit(hostile_url: str) -> None:
+    """A server that compresses without being asked (no Accept-Encoding sent, the fast
+    transport's default): the request is the server's answer as it came; reading ``content``
+    inflates at most the limit, then raises BodyTooLarge (an httpx.DecodingError) in the
+    scenario, which counts it as the iteration's failure."""
+    import httpx
+
+    from pytest_novaload.clients.http.response import BodyTooLarge
+
+    _reset_peak()
+    before = _rss("VmRSS")
+    (response, content), _ = _fetch(hostile_url, "/bomb-gzip", read=True)
+    assert _rss("VmHWM") - before < 60 * MB
+    assert response.status_code == 200
+    assert isinstance(content, BodyTooLarge) and isinstance(content, httpx.DecodingError)
+    assert "over 16777216 bytes once decoded (gzip)" in str(content), str(content)
 
 
 @pytest.mark.parametrize("opts", FLAVORS)

@@ -8,12 +8,13 @@ give it back once the response is read (PERF-FACTS: ~10x Locust per core).
 from __future__ import annotations
 
 import asyncio
+import zlib
 from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 from pytest_novaload.clients.http.options import DEFAULT_MAX_BODY
 from pytest_novaload.clients.http.parser import MAX_HEAD, PARSER_ERRORS, make_parser
-from pytest_novaload.clients.http.response import Response, parse_head
+from pytest_novaload.clients.http.response import BodyTooLarge, Response, parse_head
 from pytest_novaload.clients.http.transport import Failure
 from pytest_novaload.metrics.errors import error_tag
 
@@ -89,7 +90,8 @@ class FastTransport:
         body = conn.body
         content = body[0] if len(body) == 1 else b"".join(body)
         status = conn.status
-        response = Response(status, None, content, elapsed, method, url, head=conn.head_chunks)
+        response = Response(status, None, content, elapsed, method, url, head=conn.head_chunks,
+                            max_body=self._max_body)
         if conn.keep_alive and not conn.closed and not self._closed:
             if idle is None:
                 self._idle[target.key] = [conn]
@@ -97,6 +99,18 @@ class FastTransport:
                 idle.append(conn)
         else:
             conn.close()
+        if content and "accept-encoding" in (
+                target.defaults if request is None or request.headers is None
+                else request.headers):
+            # The user asked for compression: decode now, so that a body over the limit once
+            # decoded fails as a too large one does (unasked, ``content`` decodes on demand).
+            try:
+                response.content  # noqa: B018  (decodes, bounded)
+            except BodyTooLarge as exc:
+                return self._meter.failure(method, url, name, Failure("BodyTooLarge", str(exc)),
+                                           elapsed, len(data), conn.received, timeout)
+            except zlib.error:
+                pass  # not valid: reading ``content`` raises it in the scenario, as before
         self._meter.exchange(method, url, name, expected, status, elapsed, len(data),
                              conn.received, content)
         return response

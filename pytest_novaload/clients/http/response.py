@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import httpx
 
+from pytest_novaload.clients.http.options import DEFAULT_MAX_BODY
+
 try:  # orjson is ~5x faster for json(); the stdlib serves when it is absent
     import orjson as _orjson
 
@@ -24,6 +26,72 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = _jsonlib.loads
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+
+class BodyTooLarge(httpx.DecodingError):
+    """A compressed body that decodes to more than the body limit (a zip bomb, or a limit too
+    low): raised by ``content`` when the server compressed without being asked; asked for
+    (the user's own Accept-Encoding), the transport fails the request as BodyTooLarge."""
+
+    def __init__(self, limit: int, encoding: str) -> None:
+        super().__init__(f"response body over {limit} bytes once decoded ({encoding}) (the "
+                         "http= option max_body_size; raise it or set discard_bodies=True)")
+        self.limit = limit
+
+
+def inflate(content: bytes, encoding: bytes, limit: int) -> bytes:
+    """``content`` decoded (``encoding``: gzip or deflate, zlib-wrapped or raw), never more
+    than ``limit`` bytes of it: BodyTooLarge past that; zlib.error when it is not valid."""
+    name = "gzip" if encoding == b"gzip" else "deflate"
+    try:
+        return _inflate(content, 47 if name == "gzip" else 15, limit, name)
+    except zlib.error:
+        return _inflate(content, -15, limit, name)  # raw deflate, as some servers send
+
+
+class Inflater:
+    """Decodes a gzip/deflate body chunk by chunk (the httpx transport reads it raw), never
+    past ``limit`` bytes in all: BodyTooLarge then, before anything larger is made."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.name = "gzip" if encoding == "gzip" else "deflate"
+        self.limit = self.left = limit
+        self._d = zlib.decompressobj(47 if self.name == "gzip" else 15)
+        self._first = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The decoded bytes of ``chunk``; zlib.error when the body is not valid."""
+        try:
+            out = self._d.decompress(chunk, self.left + 1)
+        except zlib.error:
+            if not self._first or self.name == "gzip":
+                raise
+            self._d = zlib.decompressobj(-15)  # raw deflate, as some servers send
+            out = self._d.decompress(chunk, self.left + 1)
+        self._first = False
+        return self._took(out, bool(self._d.unconsumed_tail))
+
+    def flush(self) -> bytes:
+        return self._took(self._d.flush(self.left + 1), False)
+
+    def _took(self, out: bytes, more: bool) -> bytes:
+        self.left -= len(out)
+        if self.left < 0 or more:
+            raise BodyTooLarge(self.limit, self.name)
+        return out
+
+
+def _inflate(content: bytes, wbits: int, limit: int, name: str) -> bytes:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(content, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise BodyTooLarge(limit, name)
+    out += d.flush(limit + 1 - len(out))
+    if len(out) > limit:
+        raise BodyTooLarge(limit, name)
+    if not d.eof:
+        raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
+    return out
 
 def _reason(status: int) -> str:
     try:
@@ -65,6 +133,7 @@ class Response:
         "_elapsed",
         "_head",
         "_headers",
+        "_limit",
         "_raw_headers",
         "_reason",
         "_request",
@@ -91,7 +160,11 @@ class Response:
         http_version: str | None = None,
         error: str | None = None,
         error_code: int = 0,
+        max_body: int = DEFAULT_MAX_BODY,
+        decoded: bool = False,
     ) -> None:
+        """``max_body``: the most a compressed body may decode to; ``decoded``: ``content``
+        is decoded already (httpx decodes as it reads: never twice)."""
         self.status_code = status_code
         self._raw_headers = raw_headers
         self._head = head  # the fast transport's raw head bytes, parsed on first use
@@ -106,7 +179,8 @@ class Response:
         self._headers: httpx.Headers | None = None
         self._url: httpx.URL | None = None
         self._request: httpx.Request | None = None
-        self._checked = False  # Content-Encoding looked at
+        self._checked = decoded  # Content-Encoding looked at
+        self._limit = max_body
 
     def _parse(self) -> RawHeaders:
         """Header pairs, parsing the raw head on first use (most responses never need it)."""
@@ -137,16 +211,14 @@ class Response:
 
     @property
     def content(self) -> bytes:
-        """The body; gzip/deflate bodies are decoded (the fast transport never asks for them)."""
+        """The body; gzip/deflate bodies are decoded, to at most the body limit (past it:
+        BodyTooLarge), so a zip bomb never inflates."""
         content = self._content
         if content and not self._checked and self._may_be_encoded():
             encoding = self._header(b"content-encoding")
-            if encoding is not None and encoding.strip().lower() in (b"gzip", b"deflate"):
-                wbits = 47 if encoding.strip().lower() == b"gzip" else 15
-                try:
-                    content = zlib.decompress(content, wbits)
-                except zlib.error:
-                    content = zlib.decompress(content, -15)  # raw deflate, as some servers send
+            coding = encoding.strip().lower() if encoding is not None else b""
+            if coding in (b"gzip", b"deflate"):
+                content = inflate(content, coding, self._limit)
                 self._content = content
                 self._raw_headers = [(k, v) for k, v in self._parse()
                                      if k.lower() != b"content-encoding"]

@@ -6,12 +6,13 @@ path, PERF-FACTS). Redirects are the client's policy: httpx never follows them h
 
 from __future__ import annotations
 
+import zlib
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_novaload.clients.http.encoding import USER_AGENT
 from pytest_novaload.clients.http.options import DEFAULT_MAX_BODY
-from pytest_novaload.clients.http.response import Response
+from pytest_novaload.clients.http.response import BodyTooLarge, Inflater, Response
 from pytest_novaload.clients.http.transport import Failure
 from pytest_novaload.metrics.errors import error_tag
 
@@ -84,7 +85,7 @@ class HttpxTransport:
                                        timeout)
         response = Response(raw.status_code, list(raw.headers.raw), content, elapsed,
                             method, str(raw.url), reason=raw.reason_phrase,
-                            http_version=raw.http_version)
+                            http_version=raw.http_version, decoded=True)
         response.request = built
         self._meter.exchange(method, url, name, expected, raw.status_code, elapsed, sent,
                              received, content)
@@ -92,18 +93,33 @@ class HttpxTransport:
 
     async def _read(self, raw: httpx.Response) -> tuple[bytes, Failure | None]:
         """The decoded body up to ``max_body`` bytes (nothing kept when discarding); over
-        it, a BodyTooLarge failure and the rest unread (the caller closes the response)."""
+        it, a BodyTooLarge failure and the rest unread (the caller closes the response).
+        gzip and deflate are decoded here, bounded (httpx would inflate a whole network
+        chunk at once: 64 KB of a zip bomb is 64 MB)."""
+        import httpx
+
         limit, discard = self._max_body, self._discard
         chunks: list[bytes] = []
         size = 0
-        async for chunk in raw.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                return b"", Failure("BodyTooLarge", f"response body over {limit} bytes (the "
-                                    "http= option max_body_size; raise it or set "
-                                    "discard_bodies=True)")
-            if not discard:
-                chunks.append(chunk)
+        coding = raw.headers.get("content-encoding", "").strip().lower()
+        inflater = Inflater(coding, limit) if coding in ("gzip", "deflate") else None
+        try:
+            stream = raw.aiter_bytes() if inflater is None else raw.aiter_raw()
+            async for got in stream:
+                chunk = got if inflater is None else inflater.feed(got)
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit, coding or "identity")
+                if not discard:
+                    chunks.append(chunk)
+            if inflater is not None and not discard:
+                chunks.append(inflater.flush())
+        except BodyTooLarge:
+            return b"", Failure("BodyTooLarge", f"response body over {limit} bytes (the "
+                                "http= option max_body_size; raise it or set "
+                                "discard_bodies=True)")
+        except zlib.error as exc:
+            raise httpx.DecodingError(str(exc), request=raw.request) from exc
         return b"".join(chunks), None
 
     @property
