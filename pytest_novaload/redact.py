@@ -207,6 +207,13 @@ class Redactor:
         Other objects are returned as they are. Iterative, so any depth is fine."""
         return _redact_deep(self, obj)
 
+    def redact_tags(self, tags: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """A series' tags for an output (k6 JSON, remote-write labels): every name and value
+        redacted, the whole value of a credential-named tag (``api_key``, ``token``...)
+        replaced, as `redact_obj` does for a mapping."""
+        return tuple((self.redact(k), MASK if v and _SENSITIVE_KEY.fullmatch(k)
+                      else self.redact(v)) for k, v in tags)
+
     def display_target(self, url: str) -> str:
         """``url`` as shown in reports: password replaced by ``***``, user kept."""
         return display_target(self.redact(url) if self.secrets else url)

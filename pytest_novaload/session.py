@@ -215,6 +215,7 @@ class NovaloadSession:
         if new:
             self._secrets.extend(new)
             self._redactor = Redactor(self._secrets)
+            self.outputs.set_redactor(self._redactor)  # --load-out's tags hide them too
         return self._redactor
 
     def _redacting(self, write: Callable[[str], None]) -> Callable[[str], None]:

@@ -30,6 +30,7 @@ from pytest_novaload.outputs.jsonout import JsonOutput
 from pytest_novaload.outputs.otlp import OtlpOutput
 from pytest_novaload.outputs.promrw import PrometheusRemoteWrite
 from pytest_novaload.outputs.sender import OutputReport
+from pytest_novaload.redact import Redactor
 from pytest_novaload.thresholds import Threshold
 
 __all__ = ["ONCE_A_SECOND", "Outputs", "join_parts", "open_outputs", "part_path"]
@@ -107,6 +108,14 @@ class Outputs:
 
     def __bool__(self) -> bool:
         return bool(self.prom or self.json or self.join)
+
+    def set_redactor(self, redactor: Redactor) -> None:
+        """What hides secrets in every output from now on (the session's, as it learns the
+        environment's secrets)."""
+        for prom in self.prom:
+            prom.redactor = redactor
+        for js in self.json:
+            js.redactor = redactor
 
     def take_notices(self) -> list[str]:
         """The warnings not shown yet (thread-safe: list pops are atomic)."""

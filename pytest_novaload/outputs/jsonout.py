@@ -9,7 +9,9 @@ k6 HTML report converters) reads it as it reads k6's.
 
 Off the hot path: ``sample()`` appends one tuple to a list; every ``batch`` samples (and at each
 ``flush()``, once a second) the list is handed to the writer thread, which formats and writes.
-A writer that falls behind drops whole batches, counted, and warns once.
+A writer that falls behind drops whole batches, counted, and warns once. Names, tags, test ids
+and thresholds are redacted (``redactor``, once per series) as every artifact is: a tag may
+quote a token or a URL with user info.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics.builtins import BYTE_METRICS
 from pytest_novaload.outputs.model import is_time_trend
 from pytest_novaload.outputs.sender import Background, OutputReport
+from pytest_novaload.redact import Redactor, redactor_from_env
 
 __all__ = ["DATA_METRICS", "JsonOutput", "format_time", "metric_line", "point_line"]
 
@@ -112,8 +115,12 @@ class JsonOutput:
 
     def __init__(self, path: str | Path, *, batch: int = 4096, max_queue: int = 256,
                  non_time_trends: Iterable[str] = (),
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.path = Path(path)
+        #: Hides secrets in what is written; the session replaces it as it learns secrets.
+        self.redactor = redactor if redactor is not None else redactor_from_env()
+        self._redacted_by: Redactor | None = None
         if batch < 1:
             raise ValueError(f"batch={batch!r}: expected a positive number of samples")
         try:
@@ -191,11 +198,16 @@ class JsonOutput:
         lines: list[str] = []
         declared = self._declared
         parts = self._parts
+        r = self.redactor
+        if r is not self._redacted_by:  # new secrets learnt: series made from now on hide them
+            parts.clear()
+            self._redacted_by = r
         for samples, decls in batches:
             for name, kind, contains, thresholds in decls:
                 if name not in declared:
                     declared.add(name)
-                    lines.append(metric_line(name, kind, contains, thresholds, dumps))
+                    lines.append(metric_line(r.redact(name), kind, contains,
+                                             [r.redact(t) for t in thresholds], dumps))
             for name, kind, value, tags, t, test_id in samples:
                 key = (name, tags, test_id)
                 fixed = parts.get(key)
@@ -203,8 +215,10 @@ class JsonOutput:
                     if name not in declared:
                         declared.add(name)
                         lines.append(metric_line(
-                            name, kind, contains_of(name, kind, self._non_time), (), dumps))
-                    fixed = parts[key] = _point_parts(name, tags, test_id, dumps)
+                            r.redact(name), kind, contains_of(name, kind, self._non_time), (),
+                            dumps))
+                    fixed = parts[key] = _point_parts(r.redact(name), r.redact_tags(tags),
+                                                      r.redact(test_id), dumps)
                 lines.append(f"{fixed[0]}{format_time(t)}\",\"value\":{_json_number(value)}"
                              f"{fixed[1]}")
         if lines:

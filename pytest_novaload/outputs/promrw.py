@@ -6,7 +6,9 @@ gauges, and one series per trend stat (``_p99``, ``_p95``, ``_med``, ``_avg``...
 spelled ``p999`` as k6 does), timings in seconds. Values are cumulative over the test, as k6's
 output keeps one sink per series for the whole run. Labels are the series' tags (empty values
 left out, as k6 does) plus ``testid`` = the test's nodeid. Names and label names are made valid
-Prometheus identifiers (other characters become ``_``).
+Prometheus identifiers (other characters become ``_``). Names, labels and the test id are
+redacted (``redactor``, once per series) as every artifact is: a tag may quote a token or a URL
+with user info.
 
 The wire format (WriteRequest protobuf, Snappy block, three headers) is encoded by hand: the
 four message types need no protobuf library. Sending runs in a ``Background`` thread.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.metrics import MetricStore, parse_percentile
+from pytest_novaload.metrics import MetricStore, Tags, parse_percentile
 from pytest_novaload.outputs import _snappy
 from pytest_novaload.outputs.model import (
     DEFAULT_TREND_STATS,
@@ -34,7 +36,7 @@ from pytest_novaload.outputs.model import (
     is_time_trend,
 )
 from pytest_novaload.outputs.sender import Background, OutputReport
-from pytest_novaload.redact import display_target
+from pytest_novaload.redact import Redactor, display_target, redactor_from_env
 
 __all__ = ["HEADERS", "STALE_NAN", "Labels", "PrometheusRemoteWrite", "TimeSeries",
            "encode_write_request", "series_name", "stat_suffix", "to_timeseries"]
@@ -210,8 +212,13 @@ class PrometheusRemoteWrite:
                  prefix: str = "k6_", timeout: float = 5.0,
                  headers: Mapping[str, str] | None = None, stale_markers: bool = False,
                  max_queue: int = 120, non_time_trends: Iterable[str] = (),
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.url = check_url(url)
+        #: Hides secrets in labels; the session replaces it as it learns secrets.
+        self.redactor = redactor if redactor is not None else redactor_from_env()
+        self._clean: dict[tuple[str, Tags], tuple[str, Tags]] = {}
+        self._clean_by: Redactor | None = None
         self.trend_stats = check_trend_stats(trend_stats)
         self.prefix = prefix
         self.timeout = timeout
@@ -266,7 +273,20 @@ class PrometheusRemoteWrite:
             post(self.url, payload, timeout=self.timeout, headers=self.headers)
 
     def _map(self, cum: Cumulative, test_id: str, ts: int) -> list[TimeSeries]:
-        values = [v for v in cum.values(self.trend_stats)
+        values = [self._redacted(v) for v in cum.values(self.trend_stats)
                   if v.kind != "trend" or all(math.isfinite(x) for x in v.stats.values())]
+        test_id = self.redactor.redact(test_id)
         return to_timeseries(values, test_id, ts, trend_stats=self.trend_stats,
                              prefix=self.prefix, is_time=lambda n: is_time_trend(n, self._non_time))
+
+    def _redacted(self, v: SeriesValue) -> SeriesValue:
+        """``v`` with its name and tags redacted (looked up once per series)."""
+        r = self.redactor
+        if r is not self._clean_by or len(self._clean) > 100_000:
+            self._clean = {}
+            self._clean_by = r
+        key = (v.name, v.tags)
+        clean = self._clean.get(key)
+        if clean is None:
+            clean = self._clean[key] = (r.redact(v.name), r.redact_tags(v.tags))
+        return v if clean == key else SeriesValue(clean[0], v.kind, clean[1], v.stats)
