@@ -414,17 +414,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
 
 
 def _report_outputs(terminalreporter: Any, session: NovaloadSession) -> None:
-    """Warnings not shown yet, and one line per output that lost anything."""
+    """Warnings not shown yet, and one line per output that lost anything (redacted: a
+    receiver's answer is quoted)."""
+    redact = session.redactor.redact
     for text in session.outputs.take_notices():
-        terminalreporter.write_line(f"pytest-novaload: {text}", yellow=True)
+        terminalreporter.write_line(redact(f"pytest-novaload: {text}"), yellow=True)
     for report in session.outputs.reports:
         if not report.ok:
             notes = "".join(f"; {n}" for n in report.notes)
-            terminalreporter.write_line(f"pytest-novaload output {report.line()}{notes} "
-                                        "(the load and its verdict were not affected)",
+            terminalreporter.write_line(redact(f"pytest-novaload output {report.line()}{notes} "
+                                               "(the load and its verdict were not affected)"),
                                         yellow=True)
     for line in session.output_notes:
-        terminalreporter.write_line(line, yellow=True)
+        terminalreporter.write_line(redact(line), yellow=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

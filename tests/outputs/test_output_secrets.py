@@ -53,12 +53,19 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.refuse: bytes = b""  # set: answer 400 with this body (quoting what it was sent)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length", "0"))
                 outer.bodies.append(_snappy.decompress(self.rfile.read(size)))
+                if outer.refuse:
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(outer.refuse)))
+                    self.end_headers()
+                    self.wfile.write(outer.refuse)
+                    return
                 self.send_response(204)
                 self.end_headers()
 
@@ -81,18 +88,22 @@ def receiver() -> Iterator[Receiver]:
         r.server.server_close()
 
 
-@pytest.mark.parametrize("xdist", [False, True], ids=["n0", "n2"])
-def test_no_secret_in_json_samples_or_remote_write_labels(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, target: Target,  # noqa: F811
-        receiver: Receiver, xdist: bool) -> None:
-    if xdist:
-        pytest.importorskip("xdist")
+def _environment(monkeypatch: pytest.MonkeyPatch, target: Target) -> None:  # noqa: F811
     monkeypatch.setenv("API_URL", target.url.replace("http://", f"http://apiuser:{API_PW}@"))
     monkeypatch.setenv("API_TOKEN", TOKEN)
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:{DB_PW}@127.0.0.1:9/novacron")
     for env in ("WS_URL", "DWCP_WS_URL", "NOVALOAD_ALLOW_HOSTS", "NOVALOAD_RESULTS",
                 "NOVALOAD_OUT", "K6_PROMETHEUS_RW_TREND_STATS", "K6_PROMETHEUS_RW_STALE_MARKERS"):
         monkeypatch.delenv(env, raising=False)
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["n0", "n2"])
+def test_no_secret_in_json_samples_or_remote_write_labels(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, target: Target,  # noqa: F811
+        receiver: Receiver, xdist: bool) -> None:
+    if xdist:
+        pytest.importorskip("xdist")
+    _environment(monkeypatch, target)
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(SCENARIO % {"other": OTHER_PW, "key": API_KEY})
     json_path = pytester.path / "out.json.gz"
@@ -116,3 +127,22 @@ def test_no_secret_in_json_samples_or_remote_write_labels(
         for secret in (TOKEN, API_PW, DB_PW, OTHER_PW, API_KEY):
             assert secret not in text, f"{secret} leaked into the {name} output"
     assert "logins" in samples and "k6_logins_total" in labels
+
+
+def test_a_receiver_quoting_secrets_in_its_refusal_is_redacted_in_the_terminal(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, target: Target,  # noqa: F811
+        receiver: Receiver) -> None:
+    _environment(monkeypatch, target)
+    receiver.refuse = (f"bad sample for series {{name=\"/items/{TOKEN}\"}} from apiuser:"
+                       f"{API_PW}@").encode()
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(SCENARIO % {"other": OTHER_PW, "key": API_KEY})
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--load-progress", "off", "--load-results", "off",
+        "--load-out", f"prometheus-rw={receiver.url}", timeout=scaled(120))
+    result.assert_outcomes(passed=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert "answered 400: bad sample for series" in text, text[-3000:]
+    assert "/items/***" in text, text[-3000:]
+    for secret in (TOKEN, API_PW):
+        assert secret not in text, f"{secret} leaked into the terminal"
