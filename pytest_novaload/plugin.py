@@ -343,7 +343,7 @@ def load(request: pytest.FixtureRequest) -> Load:
     try:  # a target outside the allowlist errors the test before any load (or packet)
         session.check_targets()
     except TargetRefused as exc:
-        refused = str(exc)
+        refused = session.redactor.redact(str(exc))  # a URL may carry the token
     if refused is not None:  # out of the except block: the failure shows the message alone
         pytest.fail(refused, pytrace=False)
 
@@ -352,7 +352,7 @@ def load(request: pytest.FixtureRequest) -> Load:
         try:
             return session.run_load(nodeid, spec, scenario, store)
         except TargetRefused as exc:  # a fixture set a refused target after set-up
-            message = str(exc)
+            message = session.redactor.redact(str(exc))
         pytest.fail(message, pytrace=False)
 
     return Load(nodeid, run, spec.thresholds)

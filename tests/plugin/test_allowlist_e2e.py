@@ -187,6 +187,17 @@ def test_an_env_target_off_the_list_errors_the_test_before_any_load(
     assert not any((pytester.path / "results").rglob("summary.json"))  # no load ran
 
 
+def test_a_refusal_never_shows_the_token_in_the_refused_url(pytester: pytest.Pytester) -> None:
+    token = "tok" + "5f1d" * 6
+    pytester.makepyfile(ALLOWED)
+    proc = _run_in_netns(pytester, {"API_URL": f"http://api.staging.example/v1?k={token}",
+                                    "API_TOKEN": token})
+    out = proc.stdout + proc.stderr
+    assert "refused to send load to host 'api.staging.example' (API_URL " in out, out[-4000:]
+    assert "?k=***" in out, out[-4000:]
+    assert token not in out, out[-4000:]
+
+
 @pytest.mark.parametrize("how", ["cli", "env", "ini"])
 def test_an_allowed_host_passes_the_check_and_fails_as_the_network_does(
         pytester: pytest.Pytester, how: str) -> None:
