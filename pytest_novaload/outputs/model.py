@@ -139,3 +139,24 @@ class Cumulative:
             if v is not None:
                 out.append(v)
         return out
+
+
+class SeriesNames:
+    """An output's redacted series: (name, tags) -> the same with every secret hidden
+    (``Redactor.redact_tags``), worked out once per series and redactor (bounded)."""
+
+    __slots__ = ("_by", "_cache")
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, Tags], tuple[str, Tags]] = {}
+        self._by: Any = None
+
+    def clean(self, redactor: Any, name: str, tags: Tags) -> tuple[str, Tags]:
+        if redactor is not self._by or len(self._cache) > 100_000:
+            self._cache = {}
+            self._by = redactor
+        key = (name, tags)
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = (redactor.redact(name), redactor.redact_tags(tags))
+        return got

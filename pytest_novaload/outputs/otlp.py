@@ -16,6 +16,8 @@ for timings, ``By`` for bytes. Attributes are the series' tags (empty values lef
 VictoriaMetrics; a URL that already ends in ``/v1/metrics`` is used as it is). One
 ExportMetricsServiceRequest per batch of windows, each window one data point per series at
 its second, all encoded by hand (no protobuf library), sent from a ``Background`` thread.
+Names, attributes and the test id are redacted (``redactor``, once per series) as every
+artifact is: a tag may quote a token or a URL with user info.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from pytest_novaload import __version__
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore, Tags
 from pytest_novaload.outputs.jsonout import contains_of
-from pytest_novaload.outputs.model import Cumulative
+from pytest_novaload.outputs.model import Cumulative, SeriesNames
 from pytest_novaload.outputs.promrw import _field, _varint, post
 from pytest_novaload.outputs.sender import Background, OutputReport
-from pytest_novaload.redact import display_target
+from pytest_novaload.redact import Redactor, display_target, redactor_from_env
 
 __all__ = ["DEFAULT_BOUNDS", "HEADERS", "OtlpOutput", "Point", "check_url", "encode_request",
            "metrics_url", "to_points"]
@@ -139,12 +141,14 @@ def _attrs(tags: Tags, test_id: str) -> Tags:
 
 
 def to_points(cum: Cumulative, test_id: str, start_ns: int, at_ns: int, *, prefix: str = "",
-              non_time: frozenset[str] = frozenset()) -> list[Point]:
+              non_time: frozenset[str] = frozenset(),
+              clean: Callable[[str, Tags], tuple[str, Tags]] | None = None) -> list[Point]:
     """Every series of ``cum`` as one k6-mapped point at ``at_ns`` (cumulative since
-    ``start_ns``)."""
+    ``start_ns``); ``clean``: the series' name and tags as sent (redacted)."""
     out: list[Point] = []
-    for name, kind, tags, sink in cum.sinks():
-        unit = _UNITS.get(contains_of(name, kind, non_time), "")
+    for raw_name, kind, raw_tags, sink in cum.sinks():
+        unit = _UNITS.get(contains_of(raw_name, kind, non_time), "")
+        name, tags = (raw_name, raw_tags) if clean is None else clean(raw_name, raw_tags)
         attrs = _attrs(tags, test_id)
         value: Any
         if kind == "trend":
@@ -211,8 +215,12 @@ class OtlpOutput:
                  service_version: str = __version__, timeout: float = 5.0,
                  headers: Mapping[str, str] | None = None, max_queue: int = 120,
                  non_time_trends: Iterable[str] = (),
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.url = metrics_url(check_url(url))
+        #: Hides secrets in names and attributes; the session replaces it as it learns them.
+        self.redactor = redactor if redactor is not None else redactor_from_env()
+        self._names = SeriesNames()
         self.prefix = prefix
         self.service = service
         self.service_version = service_version
@@ -238,6 +246,11 @@ class OtlpOutput:
 
     def _send(self, batch: Sequence[_Item]) -> None:
         points: list[Point] = []
+        r = self.redactor
+
+        def clean(name: str, tags: Tags) -> tuple[str, Tags]:
+            return self._names.clean(r, name, tags)
+
         for what, test_id, t, window in batch:
             if what == "end":
                 self._tests.pop(test_id, None)
@@ -248,8 +261,8 @@ class OtlpOutput:
             cum, start = self._tests[test_id]
             assert window is not None
             cum.add_window(window)
-            points += to_points(cum, test_id, start, at, prefix=self.prefix,
-                                non_time=self._non_time)
+            points += to_points(cum, r.redact(test_id), start, at, prefix=self.prefix,
+                                non_time=self._non_time, clean=clean)
         if points:
             payload = encode_request(points, service=self.service,
                                      version=self.service_version)

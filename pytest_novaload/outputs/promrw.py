@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.metrics import MetricStore, Tags, parse_percentile
+from pytest_novaload.metrics import MetricStore, parse_percentile
 from pytest_novaload.outputs import _snappy
 from pytest_novaload.outputs.model import (
     DEFAULT_TREND_STATS,
     Cumulative,
+    SeriesNames,
     SeriesValue,
     check_trend_stats,
     is_time_trend,
@@ -217,8 +218,7 @@ class PrometheusRemoteWrite:
         self.url = check_url(url)
         #: Hides secrets in labels; the session replaces it as it learns secrets.
         self.redactor = redactor if redactor is not None else redactor_from_env()
-        self._clean: dict[tuple[str, Tags], tuple[str, Tags]] = {}
-        self._clean_by: Redactor | None = None
+        self._names = SeriesNames()
         self.trend_stats = check_trend_stats(trend_stats)
         self.prefix = prefix
         self.timeout = timeout
@@ -281,12 +281,6 @@ class PrometheusRemoteWrite:
 
     def _redacted(self, v: SeriesValue) -> SeriesValue:
         """``v`` with its name and tags redacted (looked up once per series)."""
-        r = self.redactor
-        if r is not self._clean_by or len(self._clean) > 100_000:
-            self._clean = {}
-            self._clean_by = r
-        key = (v.name, v.tags)
-        clean = self._clean.get(key)
-        if clean is None:
-            clean = self._clean[key] = (r.redact(v.name), r.redact_tags(v.tags))
-        return v if clean == key else SeriesValue(clean[0], v.kind, clean[1], v.stats)
+        name, tags = self._names.clean(self.redactor, v.name, v.tags)
+        return v if (name, tags) == (v.name, v.tags) else SeriesValue(name, v.kind, tags,
+                                                                       v.stats)

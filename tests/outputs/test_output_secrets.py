@@ -1,8 +1,8 @@
-"""No secret in what ``--load-out`` streams (issue 8): k6 JSON samples and Prometheus
-remote-write labels carry tags (names, groups, checks, custom tags) and the test id, and
-those may quote a token or a URL with user info. A loopback receiver keeps every remote-write
-request it gets; the JSON file and the decoded protobuf are searched for every secret, with
-and without xdist. Positive checks make sure the tagged samples really were streamed."""
+"""No secret in what ``--load-out`` streams (issue 8): k6 JSON samples, Prometheus
+remote-write labels and OTLP attributes carry tags (names, groups, checks, custom tags) and
+the test id, and those may quote a token or a URL with user info. A loopback receiver keeps
+every request it gets; the JSON file and the protobuf bodies are searched for every secret,
+with and without xdist. Positive checks make sure the tagged samples really were streamed."""
 
 from __future__ import annotations
 
@@ -53,13 +53,18 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.otlp: list[bytes] = []
         self.refuse: bytes = b""  # set: answer 400 with this body (quoting what it was sent)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length", "0"))
-                outer.bodies.append(_snappy.decompress(self.rfile.read(size)))
+                body = self.rfile.read(size)
+                if self.path.endswith("/v1/metrics"):  # OTLP: plain protobuf
+                    outer.otlp.append(body)
+                else:
+                    outer.bodies.append(_snappy.decompress(body))
                 if outer.refuse:
                     self.send_response(400)
                     self.send_header("Content-Length", str(len(outer.refuse)))
@@ -73,7 +78,8 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base}/api/v1/write"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
@@ -108,7 +114,8 @@ def test_no_secret_in_json_samples_or_remote_write_labels(
     pytester.makepyfile(SCENARIO % {"other": OTHER_PW, "key": API_KEY})
     json_path = pytester.path / "out.json.gz"
     args = ["-p", "no:cacheprovider", "--load-progress", "off", "--load-results", "off",
-            "--load-out", f"json={json_path}", "--load-out", f"prometheus-rw={receiver.url}"]
+            "--load-out", f"json={json_path}", "--load-out", f"prometheus-rw={receiver.url}",
+            "--load-out", f"otlp={receiver.base}"]
     if xdist:
         args += ["-n", "2"]
     result = pytester.runpytest_subprocess(*args, timeout=scaled(120))
@@ -118,15 +125,16 @@ def test_no_secret_in_json_samples_or_remote_write_labels(
     with gzip.open(json_path, "rt", encoding="utf-8") as fh:
         samples = fh.read()
     labels = b"".join(receiver.bodies).decode("utf-8", "replace")
+    attributes = b"".join(receiver.otlp).decode("utf-8", "replace")
     # What was streamed: every tagged series, its secrets masked.
-    for name, text in (("json", samples), ("prometheus-rw", labels)):
+    for name, text in (("json", samples), ("prometheus-rw", labels), ("otlp", attributes)):
         assert "/items/***" in text and "http://bob:***@127.0.0.1/x" in text, (name, text[:2000])
         assert "/y?access_token=***" in text and "as ***" in text, name
         assert "token ***" in text and "Bearer ***" in text, name
         assert "postgresql://postgres:***@127.0.0.1:9/novacron" in text, name
         for secret in (TOKEN, API_PW, DB_PW, OTHER_PW, API_KEY):
             assert secret not in text, f"{secret} leaked into the {name} output"
-    assert "logins" in samples and "k6_logins_total" in labels
+    assert "logins" in samples and "k6_logins_total" in labels and "logins" in attributes
 
 
 def test_a_receiver_quoting_secrets_in_its_refusal_is_redacted_in_the_terminal(
