@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_novaload.clients._options import shown
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -255,7 +257,7 @@ def parse_named_stages(raw: Sequence[object]
             return None
         if not isinstance(name, str) or not name or not all(
                 c.isalnum() or c in "_-." for c in name) or name.isdigit():
-            problems.append(f"stages[{i}] name {name!r}: expected a word of letters, digits, "
+            problems.append(f"stages[{i}] name {shown(name)}: expected a word of letters, digits, "
                             "'_', '-' or '.' (not only digits), e.g. 'peak'")
             return None
         if name in seen:
@@ -268,7 +270,7 @@ def parse_named_stages(raw: Sequence[object]
         if isinstance(entry, dict):
             if not {"duration", "target"} <= set(entry) <= {"duration", "target", "name"}:
                 problems.append(
-                    f"stages[{i}] = {entry!r}: expected a (duration, target) pair or "
+                    f"stages[{i}] = {shown(entry)}: expected a (duration, target) pair or "
                     f"{{'duration': ..., 'target': ..., 'name': ...}} ('name' optional), "
                     "e.g. ('30s', 100)")
                 continue
@@ -278,7 +280,8 @@ def parse_named_stages(raw: Sequence[object]
                           named(i, entry[2]) if len(entry) == 3 else None))
         else:
             problems.append(
-                f"stages[{i}] = {entry!r}: expected a (duration, target) pair such as ('30s', 100)")
+                f"stages[{i}] = {shown(entry)}: expected a (duration, target) pair such as "
+                "('30s', 100)")
     return pairs, problems
 
 

@@ -59,6 +59,8 @@ def _plan_ok(spec: LoadSpec) -> None:
 @example({"rate": 1_000_000, "time_unit": "1ns", "duration": "10s"}, None)
 @example({"stages": [("168h", 1)] * 3}, None)
 @example({"iterations": 10**14, "vus": 10**4}, None)
+@example({"max_vus": 0, "db": 0, "vus": ["9" * 5710] * 2, "stages": ["9" * 5710] * 2,
+          "graceful_ramp_down": {-2381: []}}, None)  # long values shown whole: 23 KB
 def test_any_marker_is_a_plan_or_its_own_error(kwargs: dict[str, Any],
                                                executor: str | None) -> None:
     if executor is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from pytest_novaload.clients._options import shown
 from pytest_novaload.engine.stages import Ramp, Stage, parse_named_stages
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.units import format_duration, parse_duration
@@ -76,7 +77,7 @@ class Args:
         n = len(self.problems)
         v = self.duration(key, default, scaled=scaled)
         if key in self.raw and v <= 0 and len(self.problems) == n:
-            self.problems.append(f"{key}={self.raw[key]!r}: expected more than 0 seconds")
+            self.problems.append(f"{key}={shown(self.raw[key])}: expected more than 0 seconds")
         return v
 
     def count(self, key: str, default: int, *, scaled: bool = True, minimum: int = 0) -> int:
@@ -84,7 +85,7 @@ class Args:
         raw = self.raw.get(key, default)
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < minimum or (
                 isinstance(raw, float) and not raw.is_integer()):
-            self.problems.append(f"{key}={raw!r}: expected a whole number >= {minimum}")
+            self.problems.append(f"{key}={shown(raw)}: expected a whole number >= {minimum}")
             return default
         return scale_count(int(raw), self.scale) if scaled else int(raw)
 
@@ -92,7 +93,7 @@ class Args:
         """A stage's VU target: a whole number >= 0, scaled like a count."""
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0 or (
                 isinstance(raw, float) and not raw.is_integer()):
-            self.problems.append(f"{key}={raw!r}: expected a whole number of VUs >= 0")
+            self.problems.append(f"{key}={shown(raw)}: expected a whole number of VUs >= 0")
             return 0.0
         return float(scale_count(int(raw), self.scale))
 
@@ -100,7 +101,7 @@ class Args:
         """A number of iterations per time unit >= 0, scaled."""
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw >= 0 or (
                 raw == math.inf):
-            self.problems.append(f"{key}={raw!r}: expected a finite number of iterations >= 0")
+            self.problems.append(f"{key}={shown(raw)}: expected a finite number of iterations >= 0")
             return 0.0
         return scale_rate(float(raw), self.scale)
 
@@ -109,7 +110,7 @@ class Args:
         raw = self.raw.get("stages")
         if not isinstance(raw, list | tuple) or not raw:
             self.problems.append(
-                f"stages={raw!r}: expected a non-empty list of (duration, target) "
+                f"stages={shown(raw)}: expected a non-empty list of (duration, target) "
                 "pairs, e.g. [('30s', 100), ('1m', 100), ('30s', 0)]")
             return Ramp(start, ())
         pairs, bad = parse_named_stages(raw)
