@@ -46,7 +46,7 @@ ALLOW_HOSTS_OPTION = (
     "hostnames, *.suffix wildcards, IPs or CIDRs, e.g. 'api.staging.example,10.0.0.0/8'; "
     "'*' allows every host (default: loopback only)",
 )
-"""(cli flag, ini name, env var, help), in the shape of ``plugin.OPTIONS``."""
+"""(cli flag, ini name, env var, help), in the shape of ``options.OPTIONS``."""
 FLAG, INI, ENV = ALLOW_HOSTS_OPTION[:3]
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))

@@ -1,5 +1,5 @@
-"""pytest hooks, options, the ``load`` marker and fixture. Everything else is delegated to
-``NovaloadSession``, kept on ``config.stash``."""
+"""pytest hooks, options, the ``load`` marker and fixture. Everything else is delegated: the
+options' table and resolver to ``options``, the run to ``NovaloadSession`` (on ``config.stash``)."""
 
 from __future__ import annotations
 
@@ -12,43 +12,27 @@ from typing import Any
 
 import pytest
 
-from pytest_novaload.allowlist import ALLOW_HOSTS_OPTION, Allowlist
 from pytest_novaload.errors import BaselineError, ConfigError, TargetRefused
 from pytest_novaload.gate.assess import rule_texts
-from pytest_novaload.gate.options import GATE_OPTIONS, gate_fields, make_gate
+from pytest_novaload.gate.options import make_gate
 from pytest_novaload.load import Load
-from pytest_novaload.outputs import OutSpec, parse_out_specs, split_env
+from pytest_novaload.options import (
+    ALLOW_INI,
+    OPTIONS,
+    OUT_OPTION,
+    Options,
+    resolve_options,
+    resolve_outputs,
+)
 from pytest_novaload.outputs.hub import Outputs, open_outputs
 from pytest_novaload.redact import display_target
-from pytest_novaload.session import NovaloadSession, Options, report_properties
+from pytest_novaload.session import NovaloadSession, report_properties
 from pytest_novaload.spec import LoadSpec
 from pytest_novaload.thresholds import Threshold
 
 session_key = pytest.StashKey[NovaloadSession]()
 out_source_key = pytest.StashKey[str | None]()
 spec_key = pytest.StashKey[LoadSpec]()
-ALLOW_INI = ALLOW_HOSTS_OPTION[1]
-
-# (cli flag, ini name, env var, help)
-OPTIONS = (
-    ("--load-scale", "load_scale", "NOVALOAD_SCALE",
-     "multiply every VU and rate target, e.g. 0.01 for a PR gate (default 1)"),
-    ("--load-duration-scale", "load_duration_scale", "NOVALOAD_DURATION_SCALE",
-     "multiply every duration, e.g. 0.1 (default 1)"),
-    ("--load-results", "load_results", "NOVALOAD_RESULTS",
-     "folder for run folders (summary.json, SUMMARY.md, ...); 'off' writes none "
-     "(default load-results)"),
-    ("--load-progress", "load_progress", "NOVALOAD_PROGRESS",
-     "live progress while a load runs: auto, tty, lines or off (default auto)"),
-    ("--load-barrier-timeout", "load_barrier_timeout", "NOVALOAD_BARRIER_TIMEOUT",
-     "xdist: seconds every shard of a load test may take to reach the start barrier "
-     "(default 60)"),
-    ALLOW_HOSTS_OPTION,
-    *GATE_OPTIONS,
-)
-OUT_HELP = ("stream metrics while loads run, k6's --out: prometheus-rw=URL (Prometheus remote "
-            "write, k6's series names) or json=PATH (k6's JSON lines, gzipped for .gz); "
-            "repeatable")
 MARKER_HELP = (
     "load(stages=..., executor=..., thresholds=..., vus=..., duration=..., ...): "
     "run this test as a load test through the `load` fixture (pytest-novaload; k6 executors "
@@ -60,31 +44,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, ini, env, help_ in OPTIONS:
         group.addoption(flag, dest=ini, default=None, help=f"{help_}. Env: {env}; ini: {ini}")
         parser.addini(ini, help=help_, default=None)
-    group.addoption("--load-out", dest="load_out", action="append", default=None,
-                    metavar="NAME=TARGET",
-                    help=f"{OUT_HELP}. Env: NOVALOAD_OUT (comma-separated); ini: load_out "
-                         "(one per line)")
-    parser.addini("load_out", help=OUT_HELP, type="linelist", default=[])
+    flag, ini, env, help_ = OUT_OPTION
+    group.addoption(flag, dest=ini, action="append", default=None, metavar="NAME=TARGET",
+                    help=f"{help_}. Env: {env} (comma-separated); ini: {ini} (one per line)")
+    parser.addini(ini, help=help_, type="linelist", default=[])
 
 
-def resolve_outputs(config: pytest.Config) -> tuple[list[OutSpec], str | None]:
-    """``--load-out`` specs and where they came from: command line > NOVALOAD_OUT > ini (the
-    first that gives any wins, as for every option and as k6's --out replaces K6_OUT)."""
-    cli = config.getoption("load_out")
-    if cli:
-        raw, source = list(cli), "--load-out"
-    elif os.environ.get("NOVALOAD_OUT", "").strip():
-        raw, source = split_env(os.environ["NOVALOAD_OUT"]), "NOVALOAD_OUT"
-    elif config.getini("load_out"):
-        raw, source = [str(x) for x in config.getini("load_out")], "ini load_out"
-    else:
-        return [], None
-    try:
-        specs = parse_out_specs(dict.fromkeys(raw))  # the same spec twice is one output
-    except ConfigError as exc:
-        raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
-            f"  - {p} (from {source})" for p in exc.problems)) from None
-    return specs, source
+def _usage_error(exc: ConfigError) -> pytest.UsageError:
+    """Bad option values as pytest's usage error, every problem on its own line."""
+    return pytest.UsageError("pytest-novaload options:\n" + "\n".join(
+        f"  - {p}" for p in exc.problems))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,63 +104,15 @@ def _value_flags(parser: pytest.Parser) -> frozenset[str]:
     return frozenset(flags)
 
 
-def resolve_options(config: pytest.Config) -> Options:
-    """Command line > environment variable > ini > built-in default; bad values name the fix."""
-    raw: dict[str, tuple[str, str]] = {}
-    for flag, ini, env, _ in OPTIONS:
-        cli = config.getoption(ini)
-        if cli is not None:
-            raw[ini] = (str(cli), flag)
-        elif os.environ.get(env):
-            raw[ini] = (os.environ[env], env)
-        elif config.getini(ini):
-            raw[ini] = (str(config.getini(ini)), f"ini {ini}")
-    problems: list[str] = []
-
-    def number(key: str, default: float = 1.0, example: str = "0.1") -> float:
-        if key not in raw:
-            return default
-        value, source = raw[key]
-        try:
-            f = float(value)
-        except ValueError:
-            f = -1.0
-        if not f > 0 or f != f or f == float("inf"):
-            problems.append(
-                f"{source}={value!r}: expected a number greater than 0, e.g. {example}")
-            return default
-        return f
-
-    scale = number("load_scale")
-    duration_scale = number("load_duration_scale")
-    barrier_timeout = number("load_barrier_timeout", 60.0, "120")
-    results_raw = raw.get("load_results", ("load-results", "default"))[0]
-    results = None if results_raw.strip().lower() == "off" else results_raw
-    progress, psrc = raw.get("load_progress", ("auto", "default"))
-    if progress not in ("auto", "tty", "lines", "off"):
-        problems.append(f"{psrc}={progress!r}: expected one of auto, tty, lines, off")
-        progress = "auto"
-    allow_hosts = Allowlist()
-    if ALLOW_INI in raw:
-        try:
-            allow_hosts = Allowlist.parse(raw[ALLOW_INI][0], source=raw[ALLOW_INI][1])
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    gate = gate_fields(raw, problems)
-    if problems:
-        raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
-            f"  - {p}" for p in problems))
-    return Options(scale=scale, duration_scale=duration_scale, results=results,
-                   progress=progress, barrier_timeout=barrier_timeout,
-                   allow_hosts=allow_hosts, sources={k: v[1] for k, v in raw.items()},
-                   **gate)
-
-
 @pytest.hookimpl(trylast=True)  # after the terminal plugin has made its reporter
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    options = resolve_options(config)
-    specs, config.stash[out_source_key] = resolve_outputs(config)
+    try:
+        options = resolve_options(config.getoption, config.getini, os.environ)
+        specs, config.stash[out_source_key] = resolve_outputs(
+            config.getoption, config.getini, os.environ)
+    except ConfigError as exc:
+        raise _usage_error(exc) from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
 
     def outputs(**where: Any) -> Outputs:
@@ -200,8 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             return open_outputs(specs, env=os.environ, **where)
         except ConfigError as exc:
-            raise pytest.UsageError("pytest-novaload options:\n" + "\n".join(
-                f"  - {p}" for p in exc.problems)) from None
+            raise _usage_error(exc) from None
 
     if workerinput is not None:
         # An xdist worker runs shards; the controller writes the artifacts and the terminal.

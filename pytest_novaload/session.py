@@ -20,12 +20,10 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_novaload.allowlist import Allowlist
 from pytest_novaload.engine.runner import LoadRunner, Measurements
 from pytest_novaload.engine.runtime import ScenarioMix
 from pytest_novaload.errors import (
@@ -42,6 +40,7 @@ from pytest_novaload.gate.rules import Rule
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.spool import LineSpool
 from pytest_novaload.metrics.timeline import Timeline
+from pytest_novaload.options import Options
 from pytest_novaload.outputs.hub import Outputs
 from pytest_novaload.redact import Redactor, display_target, env_secrets
 from pytest_novaload.reporting import html, markdown, terminal
@@ -52,33 +51,6 @@ from pytest_novaload.thresholds import Threshold, Verdict, judge
 from pytest_novaload.xdist.wire import Merged
 
 TARGET_ENV = ("API_URL", "WS_URL", "DWCP_WS_URL", "API_TOKEN", "DATABASE_URL")
-
-
-@dataclass(frozen=True)
-class Options:
-    """Resolved session options (command line > environment > ini > default)."""
-
-    scale: float = 1.0
-    duration_scale: float = 1.0
-    results: str | None = "load-results"      # None: write no artifacts
-    progress: str = "auto"                    # auto | tty | lines | off
-    barrier_timeout: float = 60.0             # xdist: seconds to wait for every shard to start
-    allow_hosts: Allowlist = field(default_factory=Allowlist)  # besides loopback
-    sources: Mapping[str, str] = field(default_factory=dict)  # option -> where it came from
-    baseline: str | None = None               # PR gate: compare with this baseline
-    baseline_save: str | None = None          # PR gate: write a baseline file here
-    regressions: str | None = None            # PR gate: the default rules' text
-    marginal_fails: bool = False              # a marginal threshold fails
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"load_scale": self.scale, "load_duration_scale": self.duration_scale,
-                "load_results": self.results if self.results is not None else "off",
-                "load_barrier_timeout": self.barrier_timeout,
-                "load_allow_hosts": list(self.allow_hosts.entries),
-                "load_baseline": self.baseline, "load_baseline_save": self.baseline_save,
-                "load_regressions": self.regressions,
-                "load_marginal_fails": self.marginal_fails,
-                "sources": dict(self.sources)}
 
 
 class Shard(Protocol):

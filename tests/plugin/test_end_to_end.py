@@ -441,9 +441,10 @@ def test_summary_is_written_even_when_the_test_fails(pytester: pytest.Pytester,
     assert test["metrics"]["http_reqs"]["count"] == 2
 
 
-CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.engine.runner",
-                "pytest_novaload.clients.http", "pytest_novaload.load",
-                "pytest_novaload.reporting.terminal", "pytest_novaload.thresholds",
+CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.options",
+                "pytest_novaload.engine.runner", "pytest_novaload.clients.http",
+                "pytest_novaload.load", "pytest_novaload.reporting.terminal",
+                "pytest_novaload.thresholds",
                 "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge",
                 "pytest_novaload.xdist.fanout", "pytest_novaload.xdist.controller",
                 "pytest_novaload.xdist.worker")

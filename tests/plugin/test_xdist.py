@@ -28,7 +28,8 @@ pytest.importorskip("xdist")
 from pytest_novaload.engine.runner import Measurements
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import ErrorLog
-from pytest_novaload.session import NovaloadSession, Options
+from pytest_novaload.options import Options
+from pytest_novaload.session import NovaloadSession
 from pytest_novaload.thresholds import parse_thresholds
 from pytest_novaload.xdist.controller import Coordinator
 from pytest_novaload.xdist.report import ReportLogger

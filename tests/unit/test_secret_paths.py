@@ -16,8 +16,9 @@ from pytest_novaload.clients.http import HttpClient
 from pytest_novaload.errors import TargetRefused
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import EXAMPLE_MAX, TRACEBACK_MAX, ErrorLog
+from pytest_novaload.options import Options
 from pytest_novaload.redact import MASK, Redactor
-from pytest_novaload.session import NovaloadSession, Options
+from pytest_novaload.session import NovaloadSession
 
 SECRET = "s3cr3t-value-42"
 
