@@ -1,5 +1,6 @@
 """The controller side: moves every fan-out load test (a ``Fanout``) through its states and
-does the I/O: side-channel messages, the barrier timer, progress, the merge and ONE verdict.
+does the I/O: side-channel messages, the barrier timer, the merge and ONE verdict (the live
+progress line and --load-out's merged windows: ``live.LiveOutput``).
 
 Thread-safe: execnet receiver threads deliver shard messages, the main thread schedules,
 completes and reports, a timer thread enforces the barrier timeout. The controller judges
@@ -15,11 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_novaload.engine.runner import Snapshot
-from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.gate.rules import Rule, parse_regressions
 from pytest_novaload.metrics.timeline import Timeline, spans_of
-from pytest_novaload.reporting.terminal import LiveProgress
 from pytest_novaload.session import NovaloadSession, build_result
 from pytest_novaload.thresholds import abort_check, judge
 from pytest_novaload.xdist.fanout import (
@@ -29,6 +27,7 @@ from pytest_novaload.xdist.fanout import (
     why_not_started,
     worker_key,
 )
+from pytest_novaload.xdist.live import LiveOutput
 from pytest_novaload.xdist.merge import ShardPart, Windows, fanout_extra, merge_parts
 from pytest_novaload.xdist.wire import (
     Abort,
@@ -77,7 +76,7 @@ class Coordinator:
         self.channels: dict[str, execnet.Channel] = {}
         self.down: set[str] = set()
         self._lock = threading.RLock()
-        self._progress: LiveProgress | None = None
+        self.live = LiveOutput(session, self._warn)
 
     # -- wiring -----------------------------------------------------------------------------
     def connect(self, wid: str, channel: execnet.Channel) -> None:
@@ -192,11 +191,11 @@ class Coordinator:
         if run.phase is not Phase.RUNNING:
             return
         run.windows.add(msg.windows)
-        self._stream(run, wid, msg.windows)
+        self.live.stream(run, wid, msg.windows)
         run.live.latest[wid] = msg
         run.live.ticks[wid] = run.live.ticks.get(wid, 0) + 1
         self._check_abort(run)
-        self._show_progress(run)
+        self.live.show(run)
 
     def _check_abort(self, run: Fanout) -> None:
         """abort_on_fail judged on every shard's windows merged (counts are exact, digests
@@ -216,7 +215,7 @@ class Coordinator:
         part = ShardPart(wid, msg.rank, msg.measured)
         run.results[wid] = part
         run.windows.add(msg.windows)
-        self._stream(run, wid, msg.windows)
+        self.live.stream(run, wid, msg.windows)
         if part.measured.aborted and run.abort_reason is None:
             self._abort(run, f"{part.measured.aborted} (shard {part.rank + 1}/{run.world}, "
                              f"worker '{wid}')")
@@ -241,8 +240,8 @@ class Coordinator:
         if run.phase is not Phase.RUNNING or run.missing():
             return
         run.move(Phase.MERGED)
-        self._end_progress()
-        self._stream_rest(run)
+        self.live.end()
+        self.live.stream_rest(run)
         parts = sorted(run.results.values(), key=lambda p: p.rank)
         if not parts:
             return
@@ -266,68 +265,6 @@ class Coordinator:
         for w in run.results:
             self._send(w, Merged(run.nodeid, merged, result.verdict, run.world, result.extra,
                                  failure))
-
-    # -- outputs (--load-out): the merged numbers, one series set per test ------------------
-    def _stream(self, run: Fanout, wid: str, windows: Sequence[tuple[int, Any]]) -> None:
-        """Send each second once, when every running shard has sent its window of it."""
-        outs = self.session.outputs
-        if not outs.prom:
-            return
-        if windows:
-            run.delivered[wid] = max(run.delivered.get(wid, -1), *(int(t) for t, _ in windows))
-        running = run.running_shards()
-        if running and all(w in run.delivered for w in running):
-            self._emit(run, min(run.delivered[w] for w in running))
-
-    def _stream_rest(self, run: Fanout) -> None:
-        """The run is merged: the seconds not sent yet, then the end of its series."""
-        outs = self.session.outputs
-        if outs.prom:
-            self._emit(run, None)
-            outs.end_test(run.nodeid)
-
-    def _emit(self, run: Fanout, upto: int | None) -> None:
-        outs = self.session.outputs
-        now = time.time()
-        for t in sorted(run.windows.by_second):
-            if t <= run.streamed or (upto is not None and t > upto):
-                continue
-            run.streamed = t
-            with contextlib.suppress(Exception):  # an output never breaks the run
-                outs.window(run.nodeid, t, run.windows.by_second[t].copy(),
-                            end=min(t + 1.0, now))
-        for text in outs.take_notices():
-            self._warn(f"pytest-novaload: {text}")
-
-    # -- progress ---------------------------------------------------------------------------
-    def _show_progress(self, run: Fanout) -> None:
-        # One line per round: once every running shard has sent this second's numbers.
-        running = run.running_shards()
-        tick = min(run.live.ticks.get(w, 0) for w in running) if running else 0
-        if tick <= run.live.shown:
-            return
-        run.live.shown = tick
-        if self._progress is None or self._progress.nodeid != run.nodeid:
-            self._progress = LiveProgress.create(
-                self.session.write, run.nodeid, mode=self.session.options.progress,
-                isatty=self.session.isatty, suffix=f"  [{run.world} shards]",
-                width=self.session.width)
-        if self._progress is None:
-            return
-        latest = list(run.live.latest.values())
-        snap = Snapshot(elapsed=max(p.elapsed for p in latest),
-                        planned=max(p.planned for p in latest),
-                        vus=sum(p.vus for p in latest), vus_max=sum(p.vus_max for p in latest),
-                        iterations=sum(p.iterations for p in latest),
-                        store=run.windows.total, stage_ends=stage_ends(run.meta.executor))
-        with contextlib.suppress(Exception):
-            self._progress.show(snap)
-
-    def _end_progress(self) -> None:
-        if self._progress is not None:
-            with contextlib.suppress(Exception):
-                self._progress.end()
-        self._progress = None
 
     def _warn(self, text: str) -> None:
         if self.session.write is not None:

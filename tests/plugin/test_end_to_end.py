@@ -447,7 +447,7 @@ CORE_MODULES = ("pytest_novaload.session", "pytest_novaload.options",
                 "pytest_novaload.thresholds",
                 "pytest_novaload.xdist.wire", "pytest_novaload.xdist.merge",
                 "pytest_novaload.xdist.fanout", "pytest_novaload.xdist.controller",
-                "pytest_novaload.xdist.worker")
+                "pytest_novaload.xdist.live", "pytest_novaload.xdist.worker")
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

@@ -14,8 +14,8 @@ from pytest_novaload.metrics import MetricStore, Trend, make_tags
 from pytest_novaload.metrics.tap import TapTrend
 from pytest_novaload.outputs import JsonOutput, OutSpec, PrometheusRemoteWrite
 from pytest_novaload.outputs.hub import Outputs, join_parts, open_outputs, part_path
-from pytest_novaload.xdist.controller import Coordinator
 from pytest_novaload.xdist.fanout import Fanout, Phase
+from pytest_novaload.xdist.live import LiveOutput
 from pytest_novaload.xdist.wire import LoadMeta
 
 TAGS = make_tags(name="a")
@@ -154,14 +154,15 @@ def test_the_controller_sends_each_merged_second_once_every_shard_sent_it() -> N
     outs.prom = [prom]
     session = SimpleNamespace(outputs=outs, options=SimpleNamespace(barrier_timeout=1.0),
                               write=None)
-    co = Coordinator(session, reporter=None)  # type: ignore[arg-type]
+    warned: list[str] = []
+    live = LiveOutput(session, warn=warned.append)  # type: ignore[arg-type]
     run = Fanout("t.py::t", LoadMeta(("t.py", 1, "t"), {}, ()), ["gw0", "gw1"])
     run.ranks = {"gw0": 0, "gw1": 1}
     run.move(Phase.RUNNING)
 
     def deliver(wid: str, windows: list[tuple[int, dict[str, Any]]]) -> None:
         run.windows.add(windows)
-        co._stream(run, wid, windows)
+        live.stream(run, wid, windows)
 
     deliver("gw0", [(100, _win(1)), (101, _win(2))])
     assert prom.calls == []                              # gw1 sent nothing yet
@@ -174,10 +175,11 @@ def test_the_controller_sends_each_merged_second_once_every_shard_sent_it() -> N
     assert [c[1] for c in prom.calls[2:]] == [30, 40]
     run.move(Phase.MERGED)
     run.windows.add([(104, _win(50))])
-    co._stream_rest(run)
+    live.stream_rest(run)
     assert prom.calls[4:] == [("window", 50, 105.0),
                               ("end", "t.py::t", 0.0)]
     assert [c[2] for c in prom.calls if c[0] == "window"][:4] == [101.0, 102.0, 103.0, 104.0]
+    assert warned == []
 
 
 def test_a_password_in_the_url_is_never_shown() -> None:
