@@ -16,11 +16,9 @@ from typing import Any
 from pytest_novaload.gate.intervals import ci95_fields
 from pytest_novaload.gate.rules import Rule
 from pytest_novaload.metrics import (
-    Counter,
     MetricStore,
-    Rate,
     Sink,
-    Trend,
+    new_sink,
     parse_metric_key,
     parse_percentile,
 )
@@ -59,21 +57,13 @@ def wanted_stats(kinds: Mapping[str, str], thresholds: Iterable[tuple[str, str]]
     return out
 
 
-def _empty(kind: str) -> Sink:
-    if kind == "trend":
-        return Trend()
-    if kind == "rate":
-        return Rate()
-    return Counter()
-
-
 def metric_windows(windows: Sequence[MetricStore], key: str, kind: str) -> list[Sink]:
     """Metric ``key`` (tags included) aggregated in each window; an empty sink where a window
     does not have it yet (a counter's empty second is a zero, and counts for throughput)."""
     name, filters = parse_metric_key(key)
     out: list[Sink] = []
     for w in windows:
-        out.append(w.aggregate(name, filters or None) if name in w else _empty(kind))
+        out.append(w.aggregate(name, filters or None) if name in w else new_sink(kind))
     return out
 
 

@@ -30,6 +30,7 @@ from pytest_novaload.metrics.store import (
     Tags,
     make_tags,
     metric_key,
+    new_sink,
     parse_metric_key,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "is_builtin",
     "make_tags",
     "metric_key",
+    "new_sink",
     "parse_metric_key",
     "parse_percentile",
     "sink_from_dict",

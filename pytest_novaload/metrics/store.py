@@ -17,7 +17,7 @@ from pytest_novaload.metrics.sinks import KINDS, Counter, Gauge, Rate, Sink, Tre
 from pytest_novaload.metrics.tap import TapFactory, tapped_sink
 
 __all__ = ["MAX_SERIES", "OVERFLOW", "MetricStore", "Tags", "make_tags", "metric_key",
-           "parse_metric_key"]
+           "new_sink", "parse_metric_key"]
 
 Tags = tuple[tuple[str, str], ...]
 """A series' tags: (key, value) pairs sorted by key, hashable. Build with ``make_tags``."""
@@ -98,7 +98,9 @@ def metric_key(name: str, filters: Mapping[str, object] | None = None) -> str:
     return name + "{" + ",".join(f"{k}:{v}" for k, v in filters.items()) + "}"
 
 
-def _new_sink(kind: str, combine: str) -> Sink:
+def new_sink(kind: str, combine: str = "max") -> Sink:
+    """An empty sink of ``kind`` (a gauge merging shards by ``combine``): a new series, or
+    what a metric or a second without samples aggregates to."""
     if kind == "trend":
         return Trend()
     if kind == "counter":
@@ -219,7 +221,7 @@ class MetricStore:
     def _new_series_sink(self, name: str, kind: str, norm: Tags) -> Sink:
         combine_ = self._combine.get(name, "max")
         rec = self._tap(name, kind, norm) if self._tap is not None else None
-        return _new_sink(kind, combine_) if rec is None else tapped_sink(kind, combine_, rec)
+        return new_sink(kind, combine_) if rec is None else tapped_sink(kind, combine_, rec)
 
     def define(self, name: str, kind: str, *, combine: str | None = None) -> None:
         """Make metric ``name`` of ``kind`` exist (zero values, no series needed)."""
@@ -287,7 +289,7 @@ class MetricStore:
         matches = [sink for tags, sink in self._series[name].items() if wanted <= set(tags)]
         if len(matches) == 1:
             return matches[0].copy()
-        out = _new_sink(kind, self._combine.get(name, "max"))
+        out = new_sink(kind, self._combine.get(name, "max"))
         for sink in matches:
             _merge_sink(out, sink)
         return out

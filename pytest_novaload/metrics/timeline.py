@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_novaload.metrics.sinks import Counter, Rate, Sink, Trend
-from pytest_novaload.metrics.store import MetricStore, metric_key, parse_metric_key
+from pytest_novaload.metrics.sinks import Sink, Trend
+from pytest_novaload.metrics.store import MetricStore, metric_key, new_sink, parse_metric_key
 from pytest_novaload.units import parse_duration
 
 __all__ = ["WINDOW_CENTROIDS", "StageSpan", "StageStores", "Timeline", "spans_of",
@@ -85,14 +85,6 @@ def strip_stage(key: str) -> tuple[str, str | None]:
     name, filters = parse_metric_key(key)
     stage = filters.pop("stage", None)
     return metric_key(name, filters), stage
-
-
-def _empty(kind: str) -> Sink:
-    if kind == "trend":
-        return Trend()
-    if kind == "rate":
-        return Rate()
-    return Counter()
 
 
 @dataclass
@@ -207,7 +199,7 @@ class Timeline:
             have = by_t.get(t)
             sink = piece.get(key)
             if have is None:
-                by_t[t] = sink.copy() if sink is not None else _empty(kind)
+                by_t[t] = sink.copy() if sink is not None else new_sink(kind)
             elif sink is not None:
                 have.merge(sink)  # type: ignore[arg-type]
         return sorted(by_t.items())
@@ -249,7 +241,7 @@ class Timeline:
 
 
 def _merged(kind: str, sinks: Sequence[Sink]) -> Sink:
-    out = _empty(kind)
+    out = new_sink(kind)
     for s in sinks:
         out.merge(s)  # type: ignore[arg-type]
     return out

@@ -16,9 +16,24 @@ from pytest_novaload.metrics import (
     Trend,
     make_tags,
     metric_key,
+    new_sink,
     parse_metric_key,
 )
 from tests.unit.metrics.merging import both_groupings
+
+
+@pytest.mark.parametrize(("kind", "cls"), [("trend", Trend), ("counter", Counter),
+                                           ("rate", Rate), ("gauge", Gauge)])
+def test_new_sink_is_an_empty_sink_of_its_kind(kind: str, cls: type) -> None:
+    sink = new_sink(kind)
+    assert type(sink) is cls and sink.kind == kind
+    assert sink.to_dict() == cls().to_dict()
+
+
+def test_new_sink_gives_a_gauge_its_shard_combine() -> None:
+    gauge = new_sink("gauge", "sum")
+    assert isinstance(gauge, Gauge) and gauge.combine == "sum"
+    assert isinstance(new_sink("gauge"), Gauge) and new_sink("gauge").combine == "max"
 
 # -- tags and keys --------------------------------------------------------------------------------
 
