@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,15 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from _common import ROOT, add_cpu_args, pin, print_ratios, run_json
+
 ROWS = 10_000
 SQL = "SELECT v FROM bench WHERE id = $1"
-
-
-def pin(cpu: int, pid: int = 0) -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(pid, {cpu})
 
 
 def run_python(kind: str, dsn: str, pool_size: int, workers: int, duration: float,
@@ -134,14 +128,10 @@ def run_pgbench(dsn: str, clients: int, duration: float, cpu: int) -> dict[str, 
 
 
 def run_child(kind: str, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", kind, "--dsn", dsn, "--pool", str(args.pool),
-           "--workers", str(args.workers), "--duration", str(args.duration),
-           "--warmup", str(args.warmup), "--client-cpu", str(args.client_cpu)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
-                         timeout=args.duration + args.warmup + 60)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(__file__, [
+        "--child", kind, "--dsn", dsn, "--pool", str(args.pool), "--workers", str(args.workers),
+        "--duration", str(args.duration), "--warmup", str(args.warmup),
+        "--client-cpu", str(args.client_cpu)], timeout=args.duration + args.warmup + 60)
 
 
 def _pin_cluster(cluster: Any, cpu: int) -> None:
@@ -168,8 +158,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tools", default="bare,ours,pgbench")
-    parser.add_argument("--client-cpu", type=int, default=0)
-    parser.add_argument("--server-cpu", type=int, default=1)
+    add_cpu_args(parser)
     parser.add_argument("--child", choices=("bare", "ours"), help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -221,18 +210,8 @@ def main() -> None:
                     cpu = (f"  {r['cpu_s'] / r['queries'] * 1e6:.1f} us CPU/query  generator "
                            f"CPU {r['cpu_s'] / r['seconds']:.0%}")
                 print(f"round {rnd + 1} {tool:>7}: {r['qps']:>9,.0f} queries/s{cpu}", flush=True)
-    if runs.get("bare"):
-        for tool in tools:
-            if tool == "bare" or not runs[tool]:
-                continue
-            ratios = [a / b for a, b in zip(runs[tool], runs["bare"], strict=False) if b]
-            print(f"{tool}/bare = {statistics.median(ratios):.2f}x (per round: "
-                  f"{', '.join(f'{x:.2f}' for x in ratios)})"
-                  f"{'  goal >= 0.8x' if tool == 'ours' else '  (the ceiling)'}")
-            if cpus[tool]:
-                eff = [b / a for a, b in zip(cpus[tool], cpus["bare"], strict=False)]
-                print(f"{tool}/bare by CPU per query = {statistics.median(eff):.2f}x")
-
+    print_ratios(tools, runs, cpus, base="bare", per="query",
+                 notes={"ours": "  goal >= 0.8x", "pgbench": "  (the ceiling)"})
 
 if __name__ == "__main__":
     main()

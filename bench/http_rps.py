@@ -17,8 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from _common import HERE, add_cpu_args, free_port, pin, run_json, serve
+
 PATH = "/json"
 BODY = '{"ok":true,"id":42,"name":"vm-42","state":"running"}'
 
@@ -59,27 +57,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pin(cpu: int) -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, {cpu})
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"the target on 127.0.0.1:{port} did not start")
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -123,20 +100,11 @@ def target(kind: str, cpu: int, connections: int = 4096) -> Iterator[tuple[str, 
     else:
         cmd = [sys.executable, str(HERE / "_target_server.py"), str(port), PATH, BODY]
         desc = f"uvloop+httptools server (bench/_target_server.py), CPU {cpu}"
-    proc = subprocess.Popen(cmd, preexec_fn=lambda: pin(cpu), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_listening(port)
-        # nginx workers are forked after the master was pinned: they inherit CPU `cpu`.
-        yield f"http://127.0.0.1:{port}", desc, proc.pid
+        with serve(cmd, port, cpu) as proc:
+            # nginx workers are forked after the master was pinned: they inherit CPU `cpu`.
+            yield f"http://127.0.0.1:{port}", desc, proc.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -278,15 +246,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", kind, "--url", url, "--vus", str(args.vus),
-           "--duration", str(args.duration), "--httpx-duration", str(args.httpx_duration),
-           "--warmup", str(args.warmup), "--client-cpu", str(args.client_cpu),
-           "--loop", args.loop, "--parser", args.parser]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
-                         timeout=args.duration + args.httpx_duration + args.warmup + 60)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(__file__, [
+        "--child", kind, "--url", url, "--vus", str(args.vus), "--duration", str(args.duration),
+        "--httpx-duration", str(args.httpx_duration), "--warmup", str(args.warmup),
+        "--client-cpu", str(args.client_cpu), "--loop", args.loop, "--parser", args.parser],
+        timeout=args.duration + args.httpx_duration + args.warmup + 60)
 
 
 def main() -> None:
@@ -301,8 +265,7 @@ def main() -> None:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--parser", choices=("auto", "python"), default="auto",
                         help="our client's response parser: httptools (auto) or pure Python")
-    parser.add_argument("--client-cpu", type=int, default=0)
-    parser.add_argument("--server-cpu", type=int, default=1)
+    add_cpu_args(parser)
     parser.add_argument("--child", choices=("ours", "httpx"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -23,11 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,40 +32,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pin(cpu: int) -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, {cpu})
+from _common import HERE, add_cpu_args, free_port, pin, print_ratios, run_json, serve
 
 
 @contextlib.contextmanager
 def echo_server(procs: int, cpu: int) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "_ws_echo_server.py"), str(port),
-                             str(procs)], preexec_fn=lambda: (os.setpgrp(), pin(cpu)))
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), .2):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the echo server did not start")
-            time.sleep(0.05)
+    with serve([sys.executable, str(HERE / "_ws_echo_server.py"), str(port), str(procs)],
+               port, cpu, quiet=False):
         yield f"ws://127.0.0.1:{port}/echo"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(5)
 
 
 def run_python(kind: str, url: str, conns: int, duration: float, warmup: float,
@@ -165,14 +136,11 @@ def run_k6(url: str, conns: int, duration: float, cpu: int, message: str) -> dic
 
 
 def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", kind, "--url", url, "--conns", str(args.conns),
-           "--duration", str(args.duration), "--warmup", str(args.warmup),
-           "--client-cpu", str(args.client_cpu), "--message", args.message]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
-                         timeout=args.duration + args.warmup + 60)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(__file__, [
+        "--child", kind, "--url", url, "--conns", str(args.conns),
+        "--duration", str(args.duration), "--warmup", str(args.warmup),
+        "--client-cpu", str(args.client_cpu), "--message", args.message],
+        timeout=args.duration + args.warmup + 60)
 
 
 def main() -> None:
@@ -186,8 +154,7 @@ def main() -> None:
     parser.add_argument("--message", default="ping-0123456789abcdef",
                         help="the text each round trip sends (default: not JSON)")
     parser.add_argument("--server-procs", type=int, default=2)
-    parser.add_argument("--client-cpu", type=int, default=0)
-    parser.add_argument("--server-cpu", type=int, default=1)
+    add_cpu_args(parser)
     parser.add_argument("--child", choices=("bare", "request", "sendrecv"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -227,19 +194,8 @@ def main() -> None:
                            f"{r['cpu_s'] / r['seconds']:.0%}")
                 print(f"round {rnd + 1} {tool:>8}: {r['rps']:>9,.0f} round trips/s{cpu}",
                       flush=True)
-    if "bare" in runs:
-        for tool in tools:
-            if tool == "bare":
-                continue
-            ratios = [a / b for a, b in zip(runs[tool], runs["bare"], strict=True) if b]
-            print(f"{tool}/bare = {statistics.median(ratios):.2f}x (per round: "
-                  f"{', '.join(f'{x:.2f}' for x in ratios)}){'  goal >= 0.8x' * (tool != 'k6')}")
-            if cpus[tool] and len(cpus[tool]) == len(cpus["bare"]):
-                # On a shared machine the generator may not get its whole core: the CPU cost
-                # per round trip compares the code even then.
-                eff = [b / a for a, b in zip(cpus[tool], cpus["bare"], strict=True)]
-                print(f"{tool}/bare by CPU per round trip = {statistics.median(eff):.2f}x")
-
+    print_ratios(tools, runs, cpus, base="bare", per="round trip",
+                 notes={t: "  goal >= 0.8x" for t in tools if t != "k6"})
 
 if __name__ == "__main__":
     main()
