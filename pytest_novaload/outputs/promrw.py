@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore, parse_percentile
-from pytest_novaload.outputs import _snappy
+from pytest_novaload.outputs._snappy import compress
 from pytest_novaload.outputs.model import (
     DEFAULT_TREND_STATS,
     Cumulative,
@@ -269,7 +269,7 @@ class PrometheusRemoteWrite:
             cum.add_window(window)
             series += self._map(cum, test_id, self._ts(test_id, t))
         if series:
-            payload = _snappy.compress(encode_write_request(_group(series)))
+            payload = compress(encode_write_request(_group(series)))
             post(self.url, payload, timeout=self.timeout, headers=self.headers)
 
     def _map(self, cum: Cumulative, test_id: str, ts: int) -> list[TimeSeries]:
