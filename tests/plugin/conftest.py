@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -66,22 +68,21 @@ def _app(target: Target) -> web.Application:
     return app
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
-    """An aiohttp server on 127.0.0.1 in a thread of its own; stops at the end of the test."""
-    t = Target()
+@contextlib.contextmanager
+def serve_app(app: web.Application) -> Iterator[int]:
+    """Serve ``app`` on 127.0.0.1 from a thread and event loop of its own; yields the port
+    and stops the server on exit."""
     ready = threading.Event()
     state: dict[str, Any] = {}
 
     def serve() -> None:
         loop = asyncio.new_event_loop()
         state["loop"] = loop
-        runner = web.AppRunner(_app(t), access_log=None)
+        runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        t.url = f"http://127.0.0.1:{port}"
+        state["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         state["stop"] = asyncio.Event()
         ready.set()
         loop.run_until_complete(state["stop"].wait())
@@ -92,7 +93,32 @@ def target() -> Iterator[Target]:
     thread.start()
     assert ready.wait(10), "test target did not start"
     try:
-        yield t
+        yield int(state["port"])
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(10)
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """The knobbed target (``_app``) on 127.0.0.1; stops at the end of the test."""
+    t = Target()
+    with serve_app(_app(t)) as port:
+        t.url = f"http://127.0.0.1:{port}"
+        yield t
+
+
+@pytest.fixture
+def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
+    """``target`` as the run's ``API_URL``, with no ``API_TOKEN`` from the environment."""
+    monkeypatch.setenv("API_URL", target.url)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    return target
+
+
+def summary(pytester: pytest.Pytester) -> dict[str, Any]:
+    """The latest run's summary.json under ``pytester.path / "results"``."""
+    runs = sorted((pytester.path / "results").iterdir())
+    assert runs, "no run folder written"
+    data: dict[str, Any] = json.loads((runs[-1] / "summary.json").read_text())
+    return data

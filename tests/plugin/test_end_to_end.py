@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin.conftest import Target, ctrl_c_default
+from tests.plugin.conftest import Target, ctrl_c_default, summary
 from tests.timing import scaled
 
 CONTRACT_EXAMPLE = '''
@@ -43,20 +43,6 @@ def run(pytester: pytest.Pytester, target: Target, *args: str) -> pytest.RunResu
     pytester.makeini("[pytest]\n")
     return pytester.runpytest("-p", "no:cacheprovider", "--load-progress", "off",
                               "--load-results", str(pytester.path / "results"), *args)
-
-
-def summary(pytester: pytest.Pytester) -> dict[str, Any]:
-    runs = sorted((pytester.path / "results").iterdir())
-    assert runs, "no run folder written"
-    data: dict[str, Any] = json.loads((runs[-1] / "summary.json").read_text())
-    return data
-
-
-@pytest.fixture
-def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
-    monkeypatch.setenv("API_URL", target.url)
-    monkeypatch.delenv("API_TOKEN", raising=False)
-    return target
 
 
 def test_contract_example_passes_against_a_fast_target(pytester: pytest.Pytester,

@@ -5,7 +5,6 @@ file descriptors shown as such."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import sys
 import threading
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin.conftest import Target
+from tests.plugin.conftest import Target, summary
 
 
 def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
@@ -24,19 +23,6 @@ def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pyte
     if subprocess:
         return pytester.runpytest_subprocess(*argv)
     return pytester.runpytest(*argv)
-
-
-def summary(pytester: pytest.Pytester) -> dict[str, Any]:
-    runs = sorted((pytester.path / "results").iterdir())
-    data: dict[str, Any] = json.loads((runs[-1] / "summary.json").read_text())
-    return data
-
-
-@pytest.fixture
-def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
-    monkeypatch.setenv("API_URL", target.url)
-    monkeypatch.delenv("API_TOKEN", raising=False)
-    return target
 
 
 HOSTILE_MARKERS = {

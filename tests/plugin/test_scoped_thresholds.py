@@ -74,13 +74,6 @@ def the_test(pytester: pytest.Pytester) -> dict[str, Any]:
     return test  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def api(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
-    monkeypatch.setenv("API_URL", target.url)
-    monkeypatch.delenv("API_TOKEN", raising=False)
-    return target
-
-
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
 def test_stage_thresholds_judge_only_their_stage(pytester: pytest.Pytester, api: Target,
                                                  xdist: tuple[str, ...]) -> None:

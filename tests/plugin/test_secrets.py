@@ -10,19 +10,17 @@ and echoed, so the test cannot pass by missing the leak.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 
+from tests.plugin.conftest import serve_app
 from tests.timing import scaled
 
 TOKEN = "tok" + secrets.token_hex(12)
@@ -84,32 +82,9 @@ def _app(echo: Echo) -> web.Application:
 @pytest.fixture
 def echo() -> Iterator[Echo]:
     e = Echo()
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        state["loop"] = loop
-        runner = web.AppRunner(_app(e), access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    with serve_app(_app(e)) as port:
         e.url = f"127.0.0.1:{port}"
-        state["stop"] = asyncio.Event()
-        ready.set()
-        loop.run_until_complete(state["stop"].wait())
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
         yield e
-    finally:
-        state["loop"].call_soon_threadsafe(state["stop"].set)
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
