@@ -28,7 +28,7 @@ from pytest_novaload.engine.health import (
     nofile_limit,
     resource_verdict,
 )
-from pytest_novaload.engine.runtime import ErrorLog, RunContext, ScenarioMix
+from pytest_novaload.engine.runtime import ErrorLog, ExecutionState, ScenarioMix
 from pytest_novaload.engine.stages import stage_ends
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.errors import GENERATOR
@@ -123,11 +123,11 @@ class LoadRunner:
         self.mix = ScenarioMix(scenario)
         self.store = store if store is not None else MetricStore()
         self._redactor = redactor or Redactor.from_env(env)
-        self.rt = RunContext(self.store, self.mix, dict(env),
-                             {k: dict(v) for k, v in (client_options or {}).items()},
-                             rank=rank, world=world,
-                             errors=ErrorLog(self._redactor),
-                             allowlist=allowlist or Allowlist())
+        self.rt = ExecutionState(self.store, self.mix, dict(env),
+                                 {k: dict(v) for k, v in (client_options or {}).items()},
+                                 rank=rank, world=world,
+                                 errors=ErrorLog(self._redactor),
+                                 allowlist=allowlist or Allowlist())
         self.rt.on_fatal = self.request_abort
         self.rt.reserve(self.plan.initial_vus(rank, world))
         self.abort_thresholds = tuple(t for t in thresholds if t.abort_on_fail)

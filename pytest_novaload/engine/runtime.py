@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pytest_novaload.clients.postgres import DbPool
     from pytest_novaload.engine.vu import VU
 
-__all__ = ["ErrorInfo", "ErrorLog", "RunContext", "ScenarioMix"]  # ErrorLog lives in metrics
+__all__ = ["ErrorInfo", "ErrorLog", "ExecutionState", "RunContext", "ScenarioMix"]
+# ErrorInfo and ErrorLog live in metrics.errors; RunContext is ExecutionState's former name
 
 Scenario = Callable[["VU"], Awaitable[Any]]
 ScenarioInput = Callable[..., Any] | Mapping[str, Any]
@@ -82,8 +83,10 @@ class ScenarioMix:
 
 
 @dataclass
-class RunContext:
-    """Everything the executor, the VUs and their clients share during one run (one shard)."""
+class ExecutionState:
+    """Everything the executor, the VUs and their clients share during one run (one shard):
+    the VU pool and its counts, the metric store, the scenario mix, errors, targets. k6's
+    ``lib.ExecutionState`` plays the same part."""
 
     store: MetricStore
     mix: ScenarioMix
@@ -198,3 +201,7 @@ class RunContext:
             with contextlib.suppress(Exception):
                 await self._db_pool.aclose()
             self._db_pool = None
+
+
+RunContext = ExecutionState
+"""The former name, kept so that code importing it keeps working."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pytest_novaload.clients.http import HttpClient
     from pytest_novaload.clients.postgres import DbClient
     from pytest_novaload.clients.websocket import WsClient
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
 
 
 class VU:
@@ -26,7 +26,7 @@ class VU:
     __slots__ = ("_db", "_groups", "_http", "_rt", "_ws", "base_tags", "id", "iteration",
                  "scenario")
 
-    def __init__(self, rt: RunContext, vu_id: int) -> None:
+    def __init__(self, rt: ExecutionState, vu_id: int) -> None:
         self._rt = rt
         self.id = vu_id
         self.iteration = 0          # iterations this VU has started before the current one

@@ -27,7 +27,7 @@ from pytest_novaload.metrics.builtins import define_builtins
 from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
     from pytest_novaload.engine.vu import VU
 
 _POOL = frozenset({"time_unit", "preallocated_vus", "max_vus", "graceful_stop"})
@@ -92,7 +92,7 @@ class ArrivalRateConfig(ExecutorConfig):
         return {**self._rate_fields(), "time_unit": format_duration(self.time_unit),
                 "preallocated_vus": self.preallocated_vus, "max_vus": self.max_vus}
 
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         await run(rt, self)
 
 
@@ -155,7 +155,7 @@ class RampingArrivalRateConfig(ArrivalRateConfig):
                            for s in self.ramp.stages]}
 
 
-async def run(rt: RunContext, plan: ArrivalRateConfig) -> None:
+async def run(rt: ExecutionState, plan: ArrivalRateConfig) -> None:
     """Start iterations at the plan's arrival times, on free VUs or new ones up to max_vus."""
     loop = asyncio.get_running_loop()
     define_builtins(rt.store, plan.type)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
     from pytest_novaload.engine.vu import VU
 
 
@@ -52,7 +52,7 @@ def start_delays(count: int) -> list[float]:
     return [k * step for k in range(count)]
 
 
-async def vu_loop(rt: RunContext, vu: VU, keep_going: Callable[[], bool],
+async def vu_loop(rt: ExecutionState, vu: VU, keep_going: Callable[[], bool],
                   start_delay: float = 0.0) -> None:
     """Iterate ``vu`` while ``keep_going()``; yields to the loop after every iteration.
     ``start_delay`` (from `start_delays`) spreads the first iterations of a batch of VUs."""

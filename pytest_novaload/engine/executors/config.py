@@ -21,7 +21,7 @@ from pytest_novaload.errors import ConfigError
 from pytest_novaload.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
 
 __all__ = ["DEFAULT_GRACEFUL", "DEFAULT_MAX_DURATION", "Args", "ExecutorConfig", "scale_count",
            "scale_rate"]
@@ -184,6 +184,6 @@ class ExecutorConfig(ABC):
         ...
 
     @abstractmethod
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         """Follow this plan on the running loop with ``rt``'s VUs (the executor's runtime)."""
         ...

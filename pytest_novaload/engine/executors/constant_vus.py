@@ -15,7 +15,7 @@ from pytest_novaload.engine.stages import share
 from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,11 +47,11 @@ class ConstantVusConfig(ExecutorConfig):
     def _fields(self) -> dict[str, Any]:
         return {"vus": self.vus, "duration": format_duration(self.duration)}
 
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         await run(rt, self)
 
 
-async def run(rt: RunContext, plan: ConstantVusConfig) -> None:
+async def run(rt: ExecutionState, plan: ConstantVusConfig) -> None:
     """Start ``plan.vus`` VU loops; stop starting iterations at the end, then grace."""
     loop = asyncio.get_running_loop()
     end = loop.time() + plan.duration

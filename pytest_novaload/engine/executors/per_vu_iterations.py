@@ -17,7 +17,7 @@ from pytest_novaload.engine.stages import share
 from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
     from pytest_novaload.engine.vu import VU
 
 
@@ -53,11 +53,11 @@ class PerVuIterationsConfig(ExecutorConfig):
         return {"vus": self.vus, "iterations": self.iterations,
                 "max_duration": format_duration(self.max_duration)}
 
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         await run(rt, self)
 
 
-async def run(rt: RunContext, plan: PerVuIterationsConfig) -> None:
+async def run(rt: ExecutionState, plan: PerVuIterationsConfig) -> None:
     """Every VU loops until it has run ``plan.iterations`` or max_duration is over."""
     loop = asyncio.get_running_loop()
     end = loop.time() + plan.max_duration

@@ -24,7 +24,7 @@ from pytest_novaload.engine.stages import Ramp, ramping_vus_steps
 from pytest_novaload.units import format_duration
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
     from pytest_novaload.engine.vu import VU
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +71,7 @@ class RampingVusConfig(ExecutorConfig):
                             *([s.name] if s.name else [])] for s in self.ramp.stages],
                 "graceful_ramp_down": format_duration(self.graceful_ramp_down)}
 
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         await run(rt, self)
 
 
@@ -82,7 +82,7 @@ class _Slot:
     task: asyncio.Task[None] | None = None
 
 
-async def run(rt: RunContext, plan: RampingVusConfig) -> None:
+async def run(rt: ExecutionState, plan: RampingVusConfig) -> None:
     """Walk this shard's k6 step list: start and stop VUs at each step's offset.
 
     A VU the plan removes finishes its iteration; it is interrupted when its

@@ -17,7 +17,7 @@ from pytest_novaload.engine.executors.per_vu_iterations import PerVuIterationsCo
 from pytest_novaload.engine.stages import share
 
 if TYPE_CHECKING:
-    from pytest_novaload.engine.runtime import RunContext
+    from pytest_novaload.engine.runtime import ExecutionState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,11 +48,11 @@ class SharedIterationsConfig(PerVuIterationsConfig):
         return replace(self, vus=share(self.vus, rank, world),
                        iterations=share(self.iterations, rank, active))
 
-    async def run(self, rt: RunContext) -> None:
+    async def run(self, rt: ExecutionState) -> None:
         await run(rt, self)
 
 
-async def run(rt: RunContext, plan: SharedIterationsConfig) -> None:
+async def run(rt: ExecutionState, plan: SharedIterationsConfig) -> None:
     """VUs take iterations from one counter until it is empty or max_duration is over."""
     loop = asyncio.get_running_loop()
     end = loop.time() + plan.max_duration

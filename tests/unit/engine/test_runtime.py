@@ -1,4 +1,4 @@
-"""ScenarioMix (the weighted smooth round robin of load.run) and RunContext's bookkeeping."""
+"""ScenarioMix (the weighted smooth round robin of load.run) and ExecutionState's bookkeeping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_novaload.engine.runtime import RunContext, ScenarioMix
+from pytest_novaload.engine.runtime import ExecutionState, ScenarioMix
 from pytest_novaload.errors import ConfigError
 from pytest_novaload.metrics import MetricStore
 
@@ -83,8 +83,8 @@ def test_every_bad_entry_is_reported_at_once() -> None:
     assert [p.split(":")[0] for p in exc.value.problems] == ["scenario 'a'", "scenario 'b'"]
 
 
-def context(scenario: Any = read, *, rank: int = 0, world: int = 1) -> RunContext:
-    return RunContext(MetricStore(), ScenarioMix(scenario), {}, rank=rank, world=world)
+def context(scenario: Any = read, *, rank: int = 0, world: int = 1) -> ExecutionState:
+    return ExecutionState(MetricStore(), ScenarioMix(scenario), {}, rank=rank, world=world)
 
 
 def test_vu_ids_interleave_by_rank_so_shards_never_collide() -> None:
@@ -161,3 +161,8 @@ def test_check_sinks_are_one_per_check_name() -> None:
     rt.check_sink("body ok").add(False)
     assert set(rt.store.series("checks")) == {(("check", "status is 200"),),
                                               (("check", "body ok"),)}
+
+
+def test_the_former_name_still_imports() -> None:
+    from pytest_novaload.engine.runtime import RunContext
+    assert RunContext is ExecutionState

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_novaload.engine.runtime import RunContext, ScenarioMix
+from pytest_novaload.engine.runtime import ExecutionState, ScenarioMix
 from pytest_novaload.metrics import MetricStore
 from pytest_novaload.metrics.builtins import (
     BUILTINS,
@@ -89,6 +89,6 @@ def test_run_context_defines_the_run_metrics() -> None:
         return None
 
     store = MetricStore()
-    RunContext(store, ScenarioMix(user), {})
+    ExecutionState(store, ScenarioMix(user), {})
     for m in defined_by("run"):
         assert store.kind(m.name) == m.kind
