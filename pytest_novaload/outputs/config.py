@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from pytest_novaload import __version__
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.outputs import otlp
 from pytest_novaload.outputs.jsonout import JsonOutput
 from pytest_novaload.outputs.model import DEFAULT_TREND_STATS
-from pytest_novaload.outputs.otlp import OtlpOutput
+from pytest_novaload.outputs.otlp import OtlpOutput, parse_headers
+from pytest_novaload.outputs.otlp import check_url as check_otlp_url
 from pytest_novaload.outputs.promrw import PrometheusRemoteWrite, check_url
 
 __all__ = ["OUTPUT_NAMES", "OutSpec", "build_outputs", "parse_out_specs", "split_env"]
@@ -55,7 +55,7 @@ def parse_out_specs(specs: Iterable[str]) -> list[OutSpec]:
             problems.append(f"--load-out {raw!r}: unknown output '{name}'; expected one of "
                             f"{', '.join(OUTPUT_NAMES)}, e.g. {_EXAMPLES}")
         else:
-            check = {"prometheus-rw": check_url, "otlp": otlp.check_url}.get(name)
+            check = {"prometheus-rw": check_url, "otlp": check_otlp_url}.get(name)
             if check is not None:
                 try:
                     check(target)
@@ -98,7 +98,7 @@ def build_outputs(specs: Iterable[OutSpec], *, env: Mapping[str, str] | None = N
                     spec.target, prefix=env.get("K6_OTEL_METRIC_PREFIX", ""),
                     service=env.get("K6_OTEL_SERVICE_NAME", "") or "k6",
                     service_version=env.get("K6_OTEL_SERVICE_VERSION", "") or __version__,
-                    headers=otlp.parse_headers(env.get("K6_OTEL_HEADERS", "")), warn=warn))
+                    headers=parse_headers(env.get("K6_OTEL_HEADERS", "")), warn=warn))
             else:
                 outputs.append(JsonOutput(spec.target, warn=warn))
     except Exception:
