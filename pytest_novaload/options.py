@@ -47,7 +47,8 @@ OPTIONS = (
 OUT_OPTION = (
     "--load-out", "load_out", "NOVALOAD_OUT",
     "stream metrics while loads run, k6's --out: prometheus-rw=URL (Prometheus remote "
-    "write, k6's series names) or json=PATH (k6's JSON lines, gzipped for .gz); repeatable")
+    "write, k6's series names), otlp=URL (OTLP/HTTP metrics, k6's OpenTelemetry names) or "
+    "json=PATH (k6's JSON lines, gzipped for .gz); repeatable")
 """The one repeatable option: CLI repeated, env comma-separated, ini one per line."""
 PROGRESS_MODES = ("auto", "tty", "lines", "off")
 
