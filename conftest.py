@@ -114,10 +114,11 @@ def planned_peak(config: pytest.Config) -> tuple[int, int]:
     """(peak VUs of the busiest selected load test at the run's --load-scale, load tests read),
     from the test files' source (nothing is collected yet)."""
     from pytest_novaload.errors import ConfigError
-    from pytest_novaload.plugin import resolve_options
+    from pytest_novaload.options import resolve_options
     from pytest_novaload.spec import LoadSpec
 
-    options = resolve_options(config)
+    # the plugin's pytest_configure already refused bad values, as a usage error
+    options = resolve_options(config.getoption, config.getini, os.environ)
     peak = tests = 0
     files = selected_files(config.args, invocation_dir=config.invocation_params.dir,
                        rootdir=config.rootpath, served=_SERVED_DIRS)
