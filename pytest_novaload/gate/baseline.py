@@ -49,6 +49,7 @@ __all__ = [
     "load_summary",
     "machine_kind",
     "metric_kinds",
+    "rules_of",
     "save_baseline",
     "threshold_keys",
 ]
@@ -100,9 +101,11 @@ def _recorded_rules(test: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, Mapping) else None
 
 
-def _rules(test: Mapping[str, Any], default: DefaultRules) -> dict[str, tuple[Any, ...]]:
-    """The regression rules that judge a test entry (its recorded ``regressions`` or the
-    default); a recorded rule that no longer parses counts as none."""
+def rules_of(test: Mapping[str, Any],
+             default: DefaultRules = DEFAULT_RULES) -> dict[str, tuple[Any, ...]]:
+    """The rules that judge a summary.json test entry or a baseline entry (its recorded
+    ``regressions`` when it has them, else ``default``); a recorded rule that no longer
+    parses counts as none."""
     from pytest_novaload.errors import ConfigError
     from pytest_novaload.gate.rules import parse_regressions
 
@@ -123,7 +126,7 @@ def baseline_entry(test: Mapping[str, Any], *, machine: Mapping[str, Any] | None
     """One baseline entry from one summary.json test entry."""
     metrics: Mapping[str, Any] = test.get("metrics") or {}
     recorded = _recorded_rules(test)
-    rules = _rules(test, default)
+    rules = rules_of(test, default)
     measures = seed.measures(test)
     keys = {*threshold_keys(test), *rules, *extra_keys,
             *(m["metric"] for m in measures.get("items", ()) if m.get("metric")),
@@ -158,7 +161,7 @@ def _snapshot(entry: Mapping[str, Any], default: DefaultRules) -> dict[str, Any]
     duration = entry.get("duration_s")
     seconds = float(duration) if isinstance(duration, int | float) else None
     values: dict[str, dict[str, float]] = {}
-    for key, rules in _rules(entry, default).items():
+    for key, rules in rules_of(entry, default).items():
         for rule in rules:
             v = stat_value(metrics.get(key), rule.stat, seconds)
             if v is not None and math.isfinite(v):

@@ -33,14 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.gate.baseline import Baseline, compatibility, metric_kinds, threshold_keys
+from pytest_novaload.gate.baseline import Baseline, compatibility, rules_of
 from pytest_novaload.gate.intervals import t_quantile
 from pytest_novaload.gate.rules import (
     DEFAULT_RULES,
     DefaultRules,
     Rule,
-    parse_regressions,
-    rules_for_test,
     stat_applies,
 )
 from pytest_novaload.gate.values import stat_interval, stat_value, unit_of
@@ -308,20 +306,6 @@ def _verdict(stats: Sequence[StatComparison]) -> str:
         if v in verdicts:
             return v
     return "pass"
-
-
-def rules_of(test: Mapping[str, Any],
-               default: DefaultRules = DEFAULT_RULES) -> dict[str, tuple[Rule, ...]]:
-    """The rules that judge a summary.json test entry (its recorded ``regressions`` when it
-    has them, else ``default``)."""
-    recorded = test.get("regressions")
-    marker = None
-    if isinstance(recorded, Mapping):
-        try:
-            marker = parse_regressions(recorded)
-        except ConfigError:
-            marker = None
-    return rules_for_test(metric_kinds(test), threshold_keys(test), marker, default)
 
 
 def compare_test(test: Mapping[str, Any], entry: Mapping[str, Any] | None, *,
