@@ -23,18 +23,17 @@ artifact is: a tag may quote a token or a URL with user info.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_novaload import __version__
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.metrics import MetricStore, Tags
+from pytest_novaload.metrics import Tags
 from pytest_novaload.outputs.jsonout import contains_of
 from pytest_novaload.outputs.model import Cumulative, SeriesNames
 from pytest_novaload.outputs.promrw import _field, _varint, post
-from pytest_novaload.outputs.sender import Background, OutputReport
+from pytest_novaload.outputs.sender import WindowItem, WindowStream
 from pytest_novaload.redact import Redactor, display_target, redactor_from_env
 
 __all__ = ["DEFAULT_BOUNDS", "HEADERS", "OtlpOutput", "Point", "check_url", "encode_request",
@@ -202,10 +201,10 @@ def parse_headers(raw: str) -> dict[str, str]:
     return out
 
 
-_Item = tuple[str, str, float, MetricStore | None]  # (what, test_id, t, window)
+_Item = WindowItem
 
 
-class OtlpOutput:
+class OtlpOutput(WindowStream):
     """The ``otlp=URL`` output: give it each test's per-second windows (like
     ``PrometheusRemoteWrite``: ``window()`` never blocks, ``close()`` returns the report)."""
 
@@ -228,21 +227,7 @@ class OtlpOutput:
         self.headers = dict(headers or {})
         self._non_time = frozenset(non_time_trends)
         self._tests: dict[str, tuple[Cumulative, int]] = {}
-        self._bg: Background[_Item] = Background(
-            f"{self.kind} ({display_target(self.url)})", self._send, max_items=max_queue,
-            weight=lambda item: 1 if item[0] == "window" else 0, unit="windows", warn=warn)
-
-    def window(self, test_id: str, t: float, window: MetricStore) -> bool:
-        """Queue the window that closed at unix time ``t``; False if it had to be dropped."""
-        return self._bg.put(("window", test_id, t, window))
-
-    def end_test(self, test_id: str) -> None:
-        """No more windows for ``test_id``: forget its totals."""
-        self._bg.put(("end", test_id, time.time(), None))
-
-    def close(self, timeout: float = 10.0) -> OutputReport:
-        """Send what is queued (at most ``timeout`` seconds), stop, and return the report."""
-        return self._bg.close(timeout)
+        self._start_stream(max_queue, warn)
 
     def _send(self, batch: Sequence[_Item]) -> None:
         points: list[Point] = []

@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 import re
 import struct
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from pytest_novaload.errors import ConfigError
-from pytest_novaload.metrics import MetricStore, parse_percentile
+from pytest_novaload.metrics import parse_percentile
 from pytest_novaload.outputs._snappy import compress
 from pytest_novaload.outputs.model import (
     DEFAULT_TREND_STATS,
@@ -36,7 +35,7 @@ from pytest_novaload.outputs.model import (
     check_trend_stats,
     is_time_trend,
 )
-from pytest_novaload.outputs.sender import Background, OutputReport
+from pytest_novaload.outputs.sender import WindowItem, WindowStream
 from pytest_novaload.redact import Redactor, display_target, redactor_from_env
 
 __all__ = ["HEADERS", "STALE_NAN", "Labels", "PrometheusRemoteWrite", "TimeSeries",
@@ -196,10 +195,10 @@ def post(url: str, payload: bytes, *, timeout: float = 5.0,
                                "and password in the URL are not supported)") from None
 
 
-_Item = tuple[str, str, float, MetricStore | None]  # (what, test_id, t, window)
+_Item = WindowItem
 
 
-class PrometheusRemoteWrite:
+class PrometheusRemoteWrite(WindowStream):
     """The ``prometheus-rw=URL`` output: give it each test's per-second windows.
 
     ``window()`` is cheap and never blocks (it queues the window for the sender thread);
@@ -227,21 +226,7 @@ class PrometheusRemoteWrite:
         self._non_time = frozenset(non_time_trends)
         self._tests: dict[str, Cumulative] = {}
         self._last_ms: dict[str, int] = {}
-        self._bg: Background[_Item] = Background(
-            f"{self.kind} ({display_target(self.url)})", self._send, max_items=max_queue,
-            weight=lambda item: 1 if item[0] == "window" else 0, unit="windows", warn=warn)
-
-    def window(self, test_id: str, t: float, window: MetricStore) -> bool:
-        """Queue the window that closed at unix time ``t``; False if it had to be dropped."""
-        return self._bg.put(("window", test_id, t, window))
-
-    def end_test(self, test_id: str) -> None:
-        """No more windows for ``test_id``: forget its totals (after stale markers, if on)."""
-        self._bg.put(("end", test_id, time.time(), None))
-
-    def close(self, timeout: float = 10.0) -> OutputReport:
-        """Send what is queued (at most ``timeout`` seconds), stop, and return the report."""
-        return self._bg.close(timeout)
+        self._start_stream(max_queue, warn)
 
     # -- sender thread ------------------------------------------------------------------------
 

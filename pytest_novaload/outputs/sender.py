@@ -16,9 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-__all__ = ["Background", "OutputReport"]
+from pytest_novaload.redact import display_target
+
+if TYPE_CHECKING:
+    from pytest_novaload.metrics import MetricStore
+
+__all__ = ["Background", "OutputReport", "WindowItem", "WindowStream"]
 
 T = TypeVar("T")
 _log = logging.getLogger("pytest_novaload.outputs")
@@ -157,3 +162,37 @@ class Background(Generic[T]):
                 self.report.notes.append(f"gave up after {timeout:g} s with a send in flight; "
                                          f"{left} queued {self.report.unit} dropped")
         return self.report
+
+
+WindowItem = tuple[str, str, float, "MetricStore | None"]
+"""What a streaming output queues: ("window" | "end", test_id, unix time, the window)."""
+
+
+class WindowStream:
+    """What the streaming outputs (Prometheus remote write, OTLP) share: each test's
+    per-second windows queued for their sender thread, ``window()`` never blocking. A subclass
+    sets ``kind`` and ``url``, implements ``_send(batch)`` and calls ``_start_stream``."""
+
+    kind = ""
+    url = ""
+    _bg: Background[WindowItem]
+
+    def _start_stream(self, max_queue: int, warn: Callable[[str], None] | None) -> None:
+        self._bg = Background(
+            f"{self.kind} ({display_target(self.url)})", self._send, max_items=max_queue,
+            weight=lambda item: 1 if item[0] == "window" else 0, unit="windows", warn=warn)
+
+    def _send(self, batch: Sequence[WindowItem]) -> None:
+        raise NotImplementedError
+
+    def window(self, test_id: str, t: float, window: MetricStore) -> bool:
+        """Queue the window that closed at unix time ``t``; False if it had to be dropped."""
+        return self._bg.put(("window", test_id, t, window))
+
+    def end_test(self, test_id: str) -> None:
+        """No more windows for ``test_id``: the sender ends its series and forgets it."""
+        self._bg.put(("end", test_id, time.time(), None))
+
+    def close(self, timeout: float = 10.0) -> OutputReport:
+        """Send what is queued (at most ``timeout`` seconds), stop, and return the report."""
+        return self._bg.close(timeout)
