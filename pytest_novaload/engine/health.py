@@ -27,7 +27,7 @@ STALL_MS = 50.0
 BURST_MIN_STARTS = 100
 BURST_FACTOR = 4
 #: probes after a burst whose lag is still the burst's: VUs started together run their first
-#: iterations over up to a second (executors.base.START_SPREAD_MAX)
+#: iterations over about a second (executors.base.StartPacer: longer when the loop is busy)
 BURST_TAIL = 10
 _MAX_SAMPLES = 100_000
 #: the lag probe's period (LoadRunner._sample): a sample spans about PROBE_S plus its lag

@@ -1,8 +1,9 @@
 """The generator line tells a burst the plan asked for from a generator that cannot keep up.
 
 Both runs block the loop with `time.sleep` (no CPU: never "saturated"), at a small scale:
-- 500 VUs start together and each blocks 1 ms in its first iteration only: about 0.5 s of lag
-  while the plan starts them, then a quiet loop: "planned burst";
+- the arrival rate jumps from 10/s to 3,000/s for 0.4 s and each iteration blocks 0.5 ms:
+  lag while the plan's burst runs, then a quiet loop: "planned burst" (VUs started together
+  no longer make one: executors.base.StartPacer spreads their first iterations);
 - 5 VUs block 80 ms in every iteration: lag all along with no burst of starts: "loop stalls".
 """
 
@@ -15,15 +16,15 @@ import pytest
 from tests.timing import scaled
 
 BURST = '''
-import asyncio, time
+import time
 import pytest
 
-@pytest.mark.load(vus=500, duration="3s", graceful_stop="0s")
+@pytest.mark.load(executor="ramping-arrival-rate", start_rate=10, preallocated_vus=50,
+                  max_vus=200, graceful_stop="0s",
+                  stages=[("1s", 10), ("0s", 3000), ("400ms", 3000), ("0s", 10), ("1600ms", 10)])
 def test_burst(load):
     async def user(vu):
-        if vu.iteration == 0:
-            time.sleep(0.001)   # the first iteration's work, done by 500 VUs at once
-        await asyncio.sleep(10)
+        time.sleep(0.0005)   # each iteration's work: 1,200 of them due in 0.4 s
     load.run(user)
 '''
 

@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self
 
-from pytest_novaload.engine.executors.base import Tasks, sleep_until, start_delays, vu_loop
+from pytest_novaload.engine.executors.base import StartPacer, Tasks, sleep_until, vu_loop
 from pytest_novaload.engine.executors.config import Args, ExecutorConfig
 from pytest_novaload.engine.stages import share
 from pytest_novaload.units import format_duration
@@ -62,8 +62,10 @@ async def run(rt: ExecutionState, plan: ConstantVusConfig) -> None:
 
     tasks = Tasks()
     try:
-        for delay in start_delays(plan.vus):
-            tasks.spawn(vu_loop(rt, rt.new_vu(), keep_going, delay))
+        pacer = StartPacer(plan.vus)
+        for k in range(plan.vus):
+            tasks.spawn(vu_loop(rt, rt.new_vu(), keep_going, pacer.gate(k)))
+        pacer.start(tasks)
         await sleep_until(end)
         stopped = True
         await tasks.stop(plan.graceful_stop)

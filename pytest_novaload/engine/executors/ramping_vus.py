@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from pytest_novaload.engine.executors.base import Tasks, start_delays, vu_loop
+from pytest_novaload.engine.executors.base import StartPacer, Tasks, vu_loop
 from pytest_novaload.engine.executors.config import DEFAULT_GRACEFUL, Args, ExecutorConfig
 from pytest_novaload.engine.stages import Ramp, ramping_vus_steps
 from pytest_novaload.units import format_duration
@@ -102,9 +102,9 @@ async def run(rt: ExecutionState, plan: RampingVusConfig) -> None:
     wake = asyncio.Event()         # a VU task ended: a grace or the final stop may be over
     tasks = Tasks()
 
-    def spawn(i: int, delay: float = 0.0) -> None:
+    def spawn(i: int, gate: asyncio.Event | None = None) -> None:
         slot = slots[i]
-        task = slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot), delay))
+        task = slot.task = tasks.spawn(vu_loop(rt, slot.vu, _keep(slot), gate))
         task.add_done_callback(lambda _: ended(i, task))
 
     def ended(i: int, task: asyncio.Task[None]) -> None:
@@ -121,13 +121,14 @@ async def run(rt: ExecutionState, plan: RampingVusConfig) -> None:
         nonlocal running
         while len(slots) < target:
             slots.append(_Slot(rt.new_vu()))
-        delays = start_delays(target - running)  # a big step starts spread, not at once
+        pacer = StartPacer(max(target - running, 0))  # a big step starts spread, not at once
         for i in range(running, target):      # ramp up (a slot in grace is reused)
             slot = slots[i]
             slot.active = True
             grace.pop(i, None)
             if slot.task is None or slot.task.done():
-                spawn(i, delays[i - running])
+                spawn(i, pacer.gate(i - running))
+        pacer.start(tasks)
         for i in range(target, running):      # ramp down: finish the iteration, then stop
             slots[i].active = False
             grace[i] = now + plan.graceful_ramp_down
