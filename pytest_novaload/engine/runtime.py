@@ -100,6 +100,12 @@ class ExecutionState:
     reserved: int = 0
     active: int = 0
     plan_starts: int = 0   # VUs and arrival-rate iterations the executor started so far
+    warm: int = 0          # VUs that finished their first iteration (their state is built)
+    #: loop time at which the executor's plan ends (VU executors set it): a VU that stops from
+    #: then on leaves its connections to `aclose`, after the load, instead of all the VUs
+    #: closing thousands of them at once while the run still measures (its last iterations,
+    #: the generator's lag)
+    plan_ends: float = math.inf
     _db_pool: DbPool | None = None
     _checks: dict[tuple[str, Tags], Rate] = field(default_factory=dict)
     _iter_sinks: dict[str, tuple[Trend, Counter, Rate]] = field(default_factory=dict)
@@ -193,6 +199,8 @@ class ExecutionState:
         sinks[1].add(1)
         sinks[2].add(failed)
         vu.iteration += 1
+        if vu.iteration == 1:
+            self.warm += 1
 
     async def aclose(self) -> None:
         """Close every VU's connections and the shared database pool."""

@@ -110,8 +110,10 @@ async def vu_loop(rt: ExecutionState, vu: VU, keep_going: Callable[[], bool],
     finally:
         rt.vu_stopped()
     # A VU that stops (ramp-down, its iterations done) closes what it held open, kept
-    # WebSocket connections included; a reactivated VU reconnects on first use.
-    await vu.aclose()
+    # WebSocket connections included; a reactivated VU reconnects on first use. At the plan's
+    # end ExecutionState.aclose closes them all, after the load.
+    if asyncio.get_running_loop().time() < rt.plan_ends:
+        await vu.aclose()
 
 
 async def sleep_until(deadline: float) -> None:

@@ -54,7 +54,7 @@ class ConstantVusConfig(ExecutorConfig):
 async def run(rt: ExecutionState, plan: ConstantVusConfig) -> None:
     """Start ``plan.vus`` VU loops; stop starting iterations at the end, then grace."""
     loop = asyncio.get_running_loop()
-    end = loop.time() + plan.duration
+    end = rt.plan_ends = loop.time() + plan.duration
     stopped = False
 
     def keep_going() -> bool:

@@ -94,7 +94,7 @@ async def run(rt: ExecutionState, plan: RampingVusConfig) -> None:
     loop = asyncio.get_running_loop()
     steps = ramping_vus_steps(ramp, rank=rt.rank, world=rt.world)
     start = loop.time()
-    end = start + ramp.total
+    end = rt.plan_ends = start + ramp.total
     slots: list[_Slot] = []     # slots[:running] are the planned VUs
     running = 0
     grace: dict[int, float] = {}   # slot -> end of its ramp-down grace (its task still runs)
