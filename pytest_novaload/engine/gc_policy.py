@@ -9,9 +9,11 @@ processes for seconds. So, during a run:
 
 - what lived before it (modules, fixtures) is frozen (``gc.freeze``): never walked again;
 - young collections run every 50,000 allocations (700 by default: total GC time and the
-  longest pause about 5x lower at 10K VUs), the middle generation after 5 of them (20 let a
-  middle collection walk ~1M objects while 10K WebSocket VUs built their state: 374 ms; 5:
-  162 ms; smaller young thresholds made the young pauses longer, not shorter, for HTTP);
+  longest pause about 5x lower at 10K VUs), the middle generation after every second one (10K
+  WebSocket VUs, each sleeping 1 s between round trips, keep ~300K objects in flight that
+  survive a young collection: with 20 young collections per middle one the longest middle
+  pause was 374 ms, with 5 ~155 ms, with 1 ~95 ms, for the same total; smaller young
+  thresholds made the young pauses longer, not shorter, for HTTP);
 - after a middle or full collection, while the VUs that finished their first iteration (whose
   state is built) have grown by a quarter since the last freeze, the survivors are frozen too:
   the VUs' state leaves the walked generations as it is built, in at most a few dozen freezes
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 YOUNG_THRESHOLD = 50_000
-MIDDLE_THRESHOLD = 5
+MIDDLE_THRESHOLD = 1
 OLD_THRESHOLD = 100
 #: freeze again once the VUs with built state grew by this fraction since the last freeze
 FREEZE_GROWTH = 0.25
