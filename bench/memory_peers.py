@@ -125,11 +125,17 @@ def tool_cmd(tool: str, kind: str, url: str, vus: int, args: argparse.Namespace,
                                       hold_ms=int(args.hold * 1000), message=MESSAGE))
         return ([args.k6, "run", "--quiet", "--no-usage-report", "--summary-export", str(out),
                  str(script)], out)
+    return locust_cmd(args, url, vus, tmp, out), out
+
+
+def locust_cmd(args: argparse.Namespace, url: str, vus: int, tmp: Path, out: Path) -> list[str]:
+    """Locust headless: ``vus`` FastHttpUsers that GET PATH then wait ``args.think`` s, all
+    spawned in the first second, for ``args.hold`` s; its stats as JSON in ``out``."""
     locustfile = tmp / "locustfile.py"
     locustfile.write_text(LOCUSTFILE.format(think=args.think, path=PATH))
-    return ([args.locust, "-f", str(locustfile), "--headless", "-u", str(vus), "-r", str(vus),
-             "--host", url, "-t", f"{math.ceil(args.hold)}s", "--only-summary", "--json-file",
-             str(out.with_suffix("")), "--loglevel", "ERROR", "--stop-timeout", "2"], out)
+    return [args.locust, "-f", str(locustfile), "--headless", "-u", str(vus), "-r", str(vus),
+            "--host", url, "-t", f"{math.ceil(args.hold)}s", "--only-summary", "--json-file",
+            str(out.with_suffix("")), "--loglevel", "ERROR", "--stop-timeout", "2"]
 
 
 def counts(tool: str, kind: str, out: Path) -> tuple[int, str]:

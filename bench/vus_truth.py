@@ -31,6 +31,7 @@ from _common import ROOT, add_cpu_args
 from _procs import pin, raise_nofile
 from http_rps import PATH
 from http_rps import target as http_target
+from memory_peers import locust_cmd
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -40,20 +41,6 @@ export const options = {{ scenarios: {{ default: {{ executor: 'constant-vus', vu
   summaryTrendStats: ['med', 'p(95)', 'p(99)'] }};
 export default function () {{ http.get('{url}'); sleep({think}); }}
 """
-
-LOCUSTFILE = '''
-from locust import constant, task
-from locust.contrib.fasthttp import FastHttpUser
-
-
-class Sleeper(FastHttpUser):
-    wait_time = constant({think})
-
-    @task
-    def get_json(self):
-        self.client.get("{path}")
-'''
-
 
 def run_ours(url: str, vus: int, hold: float, think: float) -> dict[str, Any]:
     """Our generator in this process: constant-vus, as a load test runs it."""
@@ -119,11 +106,7 @@ def command(tool: str, url: str, vus: int, args: argparse.Namespace,
                                            think=args.think))
         return ([args.k6, "run", "--quiet", "--no-usage-report", "--summary-export", str(out),
                  str(script)], out)
-    locustfile = tmp / "locustfile.py"
-    locustfile.write_text(LOCUSTFILE.format(think=args.think, path=PATH))
-    return ([args.locust, "-f", str(locustfile), "--headless", "-u", str(vus), "-r", str(vus),
-             "--host", url, "-t", f"{math.ceil(args.hold)}s", "--only-summary", "--json-file",
-             str(out.with_suffix("")), "--loglevel", "ERROR", "--stop-timeout", "2"], out)
+    return locust_cmd(args, url, vus, tmp, out), out
 
 
 def measure(tool: str, url: str, vus: int, args: argparse.Namespace,
