@@ -51,6 +51,7 @@ class RunGc:
         self._on_event = on_event
         self._frozen_at = 0
         self.freezes = 0
+        self._muted = False
         self._thresholds: tuple[int, int, int] = gc.get_threshold()
 
     def start(self) -> None:
@@ -66,8 +67,14 @@ class RunGc:
         gc.set_threshold(*self._thresholds)
         gc.unfreeze()
 
+    def mute(self) -> None:
+        """Stop passing events on: the load is over (closing the VUs' connections after it
+        collects too, and is no pause of the load's)."""
+        self._muted = True
+
     def _event(self, phase: str, info: dict[str, Any]) -> None:
-        self._on_event(phase, info)
+        if not self._muted:
+            self._on_event(phase, info)
         if phase != "stop" or info.get("generation", 0) < 1:
             return
         warm = self._warm()

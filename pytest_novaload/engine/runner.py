@@ -193,6 +193,7 @@ class LoadRunner:
                 except Exception as exc:  # a bug or broken setup: keep what was measured
                     crashed = exc
                 finally:
+                    run_gc.mute()
                     with contextlib.suppress(BaseException):
                         runner.run(self.rt.aclose())
         except KeyboardInterrupt:

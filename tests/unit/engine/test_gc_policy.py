@@ -96,3 +96,17 @@ def test_a_small_run_never_freezes(events: list[tuple[str, int]]) -> None:
         assert policy.freezes == 0
     finally:
         policy.stop()
+
+
+def test_a_muted_policy_passes_no_more_events(events: list[tuple[str, int]]) -> None:
+    policy = _policy([0], events)
+    policy.start()
+    try:
+        gc.collect(0)
+        seen = len(events)
+        assert seen >= 2
+        policy.mute()
+        gc.collect(0)
+        assert len(events) == seen
+    finally:
+        policy.stop()
