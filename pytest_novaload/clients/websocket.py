@@ -40,9 +40,11 @@ the session normally and does not by itself make it failed. ``recv``/``send`` on
 connection raise websockets' own ``ConnectionClosed`` exceptions.
 
 Options (``options["ws"]``, checked by `validate_ws_options`): see ``WS_OPTIONS`` in
-`ws_config`. A failed connect or an abnormal session end reports its cause on the one error
-path, ``ctx.report("ws_failed", type, message)``, with "WsConnectError" or websockets' close
-exception name (e.g. "ConnectionClosedError") and a message naming the URL.
+`ws_config`; ``transport="fast"`` swaps websockets for the lean client of `ws_fast` (same
+metrics, errors, exceptions; no compression). A failed connect or an abnormal session end
+reports its cause on the one error path, ``ctx.report("ws_failed", type, message)``, with
+"WsConnectError" or websockets' close exception name (e.g. "ConnectionClosedError") and a
+message naming the URL.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ from pytest_novaload.clients.ws_config import (
     resolve_ws_url,
     validate_ws_options,
 )
+from pytest_novaload.clients.ws_fast import FastWsConnection
+from pytest_novaload.clients.ws_fast import connect as fast_connect
 from pytest_novaload.clients.ws_messages import Match, Message, decode, encode, matcher
 from pytest_novaload.errors import NovaloadError
 from pytest_novaload.metrics.builtins import define_builtins
@@ -87,6 +91,7 @@ __all__ = ["WsClient", "WsConnect", "WsConnectError", "WsConnection", "auto_loca
 
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
+Transport = ClientConnection | FastWsConnection   # websockets' connection, or ws_fast's
 
 
 class _Default(enum.Enum):
@@ -110,7 +115,7 @@ class WsConnectError(NovaloadError):
 class WsConnection:
     """One open WebSocket session; every message and ping is counted under its ``name``."""
 
-    def __init__(self, client: WsClient, ws: ClientConnection, url: str, name: str,
+    def __init__(self, client: WsClient, ws: Transport, url: str, name: str,
                  sinks: WsSinks, keep_key: tuple[str, str] | None) -> None:
         self.url = url
         self.name = name
@@ -143,8 +148,8 @@ class WsConnection:
         return [ext.name for ext in self._ws.protocol.extensions]
 
     @property
-    def raw(self) -> ClientConnection:
-        """The underlying ``websockets`` connection, for what this wrapper does not offer."""
+    def raw(self) -> Transport:
+        """The underlying connection (websockets', or ws_fast's), for what this does not offer."""
         return self._ws
 
     async def send(self, message: object) -> None:
@@ -300,7 +305,9 @@ class WsClient:
         self._ctx = ctx
         self._store = ctx.store
         define_builtins(ctx.store, "ws")
-        self._defaults = connect_defaults(ctx.options.get("ws") or {}, ctx.vu_id)
+        ws_options = ctx.options.get("ws") or {}
+        self._defaults = connect_defaults(ws_options, ctx.vu_id)
+        self._transport = ws_options.get("transport", "websockets")
         self._auth: dict[str, str] = {}
         token = ctx.env.get("API_TOKEN")
         if token:
@@ -328,7 +335,7 @@ class WsClient:
         if subprotocols is not None:
             kw["subprotocols"] = [Subprotocol(p) for p in subprotocols]
         if compression is not DEFAULT:
-            kw["compression"] = check_compression(compression)
+            kw["compression"] = check_compression(compression, self._transport)
         if open_timeout is not DEFAULT:
             kw["open_timeout"] = open_timeout
         if "local_addr" not in kw and (auto := auto_local_addr(url, self._ctx.vu_id)):
@@ -378,7 +385,8 @@ class WsClient:
         sinks = self._sinks_for(name)
         start = time.perf_counter()
         try:
-            ws = await ws_connect(url, **kw)
+            ws: Transport = await (fast_connect(url, **kw) if self._transport == "fast"
+                                   else ws_connect(url, **kw))
         except Exception as exc:
             error = WsConnectError(url, name, exc)
             if resource_error(exc):  # out of descriptors/ports: the generator's, not ws_failed

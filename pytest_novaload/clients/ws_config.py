@@ -10,15 +10,20 @@ from urllib.parse import urlsplit
 from pytest_novaload.clients._options import seconds, shown, unknown_option
 from pytest_novaload.errors import ConfigError
 
-__all__ = ["DEFAULT_OPEN_TIMEOUT", "VUS_PER_SOURCE_ADDR", "WS_OPTIONS", "auto_local_addr",
+__all__ = ["DEFAULT_OPEN_TIMEOUT", "VUS_PER_SOURCE_ADDR", "WS_OPTIONS", "WS_TRANSPORTS",
+           "auto_local_addr",
            "check_compression", "connect_defaults", "default_name", "resolve_ws_url",
            "validate_ws_options"]
 
 #: keys accepted in ``options["ws"]`` (defaults for every connection of the run).
 WS_OPTIONS = frozenset({
     "open_timeout", "close_timeout", "ping_interval", "ping_timeout", "max_size", "max_queue",
-    "compression", "local_addrs",
+    "compression", "local_addrs", "transport",
 })
+
+#: ``options["ws"]["transport"]``: websockets (the default) or the lean RFC 6455 client of
+#: `ws_fast` (no extensions: compression cannot be asked for with it).
+WS_TRANSPORTS = ("websockets", "fast")
 
 DEFAULT_OPEN_TIMEOUT = 10.0
 
@@ -63,13 +68,20 @@ def default_name(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
-def check_compression(value: object) -> str | None:
+def check_compression(value: object, transport: str = "websockets") -> str | None:
     if value is None:
         return None
     if value == "deflate":
+        if transport == "fast":
+            raise ConfigError(_FAST_NO_COMPRESSION.format(shown(value)))
         return "deflate"
     raise ConfigError(f"ws compression={shown(value)}: expected None (off, the default) or "
                       "'deflate'")
+
+
+_FAST_NO_COMPRESSION = ("ws compression={} with transport='fast': the fast transport offers no "
+                        "extensions (no permessage-deflate); drop compression or use "
+                        "transport='websockets'")
 
 
 _TIMEOUTS = ("open_timeout", "close_timeout", "ping_interval", "ping_timeout")
@@ -81,7 +93,8 @@ def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
     Checks unknown keys (with a close-match hint); ``open_timeout``/``ping_interval`` (None, or
     a number or duration > 0), ``close_timeout``/``ping_timeout`` (None, or >= 0); ``max_size``
     (None or bytes >= 1); ``max_queue`` (None, a count >= 1, or a (high, low) pair);
-    ``compression`` (None or 'deflate'); ``local_addrs`` (a list of address strings).
+    ``compression`` (None or 'deflate', not with transport 'fast'); ``local_addrs`` (a list of
+    address strings); ``transport`` ('websockets' or 'fast').
     Messages start with the key: the caller adds its prefix.
     """
     if not isinstance(opts, Mapping):
@@ -109,6 +122,12 @@ def validate_ws_options(opts: Mapping[str, Any]) -> list[str]:
     if compression not in (None, "deflate"):
         problems.append(f"compression={shown(compression)}: expected None (off, the default) or "
                         f"'deflate'")
+    transport = opts.get("transport", "websockets")
+    if transport not in WS_TRANSPORTS:
+        problems.append(f"transport={shown(transport)}: expected 'websockets' (the default) or "
+                        f"'fast' (the lean client, no compression); fix the value or remove it")
+    elif transport == "fast" and compression == "deflate":
+        problems.append(_FAST_NO_COMPRESSION.format(shown(compression))[len("ws "):])
     addrs = opts.get("local_addrs")
     if addrs is not None and (isinstance(addrs, str) or not isinstance(addrs, Sequence)
                               or not all(isinstance(a, str) and a for a in addrs)):
