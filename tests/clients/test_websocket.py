@@ -70,8 +70,21 @@ def store(metric_store: MetricStore) -> MetricStore:
     return metric_store
 
 
-def client_for(store: MetricStore, url: str, **env: str) -> WsClient:
-    return WsClient(ClientContext(store=store, vu_id=1, env={"WS_URL": url, **env}))
+@pytest.fixture(params=["websockets", "fast"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each connecting test runs on both transports: the fast one must behave the same."""
+    name: str = request.param
+    return name
+
+
+def fast_or_not(transport: str) -> dict[str, Any]:
+    return {"ws": {"transport": transport}}
+
+
+def client_for(store: MetricStore, url: str, transport: str = "websockets",
+               **env: str) -> WsClient:
+    return WsClient(ClientContext(store=store, vu_id=1, env={"WS_URL": url, **env},
+                                  options=fast_or_not(transport)))
 
 
 def value(store: MetricStore, metric: str, agg: str, **tags: str) -> float:
@@ -83,10 +96,11 @@ def passes_fails(store: MetricStore, metric: str, **tags: str) -> tuple[int, int
     return int(stats["passes"]), int(stats["fails"])
 
 
-def test_session_records_connect_messages_and_clean_close(store: MetricStore) -> None:
+def test_session_records_connect_messages_and_clean_close(store: MetricStore,
+                                                          transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url)
+            client = client_for(store, url, transport)
             async with client("/echo?x=1") as ws:
                 await ws.send("hi")
                 assert await ws.recv() == "hi"
@@ -114,10 +128,11 @@ def test_every_ws_metric_is_defined_by_the_client(store: MetricStore) -> None:
         assert metric in store
 
 
-def test_request_matches_and_keeps_pushed_messages_for_recv(store: MetricStore) -> None:
+def test_request_matches_and_keeps_pushed_messages_for_recv(store: MetricStore,
+                                                            transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url)
+            client = client_for(store, url, transport)
             async with client("/push", name="events") as ws:
                 reply = await ws.request({"id": 1, "push": 3}, match={"id": 1})
                 assert reply == {"type": "reply", "id": 1}
@@ -134,9 +149,10 @@ def test_request_matches_and_keeps_pushed_messages_for_recv(store: MetricStore) 
     assert value(store, "ws_msgs_sent", "count") == 2
 
 
-def test_request_without_match_returns_the_next_message_decoded(store: MetricStore) -> None:
+def test_request_without_match_returns_the_next_message_decoded(store: MetricStore,
+                                                                transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/echo") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/echo") as ws:
             assert await ws.request("plain text") == "plain text"
             assert await ws.request([1, {"b": None}]) == [1, {"b": None}]
 
@@ -144,9 +160,9 @@ def test_request_without_match_returns_the_next_message_decoded(store: MetricSto
     assert value(store, "ws_msg_latency", "count") == 2
 
 
-def test_request_timeout_names_what_was_queued(store: MetricStore) -> None:
+def test_request_timeout_names_what_was_queued(store: MetricStore, transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/push") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/push") as ws:
             with pytest.raises(TimeoutError, match=r"2 other messages queued"):
                 await ws.request({"id": 1, "push": 1}, match={"id": 99}, timeout=0.3)
             assert (await ws.recv_json())["type"] == "push"
@@ -156,9 +172,10 @@ def test_request_timeout_names_what_was_queued(store: MetricStore) -> None:
     assert value(store, "ws_msg_latency", "count") == 0
 
 
-def test_recv_timeout_raises_and_the_connection_stays_usable(store: MetricStore) -> None:
+def test_recv_timeout_raises_and_the_connection_stays_usable(store: MetricStore,
+                                                             transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/echo") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/echo") as ws:
             with pytest.raises(TimeoutError, match=r"ws recv on /echo: nothing within 0.1s"):
                 await ws.recv(timeout=0.1)
             assert await ws.request("again", timeout=5) == "again"
@@ -166,9 +183,9 @@ def test_recv_timeout_raises_and_the_connection_stays_usable(store: MetricStore)
     run(main())
 
 
-def test_ping_records_round_trip(store: MetricStore) -> None:
+def test_ping_records_round_trip(store: MetricStore, transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/echo") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/echo") as ws:
             ms = await ws.ping()
             assert ms > 0
 
@@ -177,11 +194,12 @@ def test_ping_records_round_trip(store: MetricStore) -> None:
 
 
 def test_refused_connect_raises_ws_connect_error_and_counts_failure(store: MetricStore,
+                                                                    transport: str,
                                                                   free_port: int) -> None:
     url = f"ws://127.0.0.1:{free_port}/ws"  # nothing listens there
 
     async def main() -> None:
-        client = client_for(store, "ws://127.0.0.1:9/unused")
+        client = client_for(store, "ws://127.0.0.1:9/unused", transport)
         with pytest.raises(WsConnectError, match=r"ws connect to .*/ws \(name=/ws\) failed"):
             async with client(url):
                 raise AssertionError("the body must not run")
@@ -196,11 +214,12 @@ def test_refused_connect_raises_ws_connect_error_and_counts_failure(store: Metri
     assert value(store, "ws_connecting", "count") == 0
 
 
-def test_error_close_from_server_counts_as_failed_session(store: MetricStore) -> None:
+def test_error_close_from_server_counts_as_failed_session(store: MetricStore,
+                                                          transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
             with pytest.raises(ConnectionClosedError):
-                async with client_for(store, url)("/abort") as ws:
+                async with client_for(store, url, transport)("/abort") as ws:
                     await ws.recv()
 
     run(main())
@@ -208,9 +227,9 @@ def test_error_close_from_server_counts_as_failed_session(store: MetricStore) ->
     assert value(store, "ws_session_duration", "count") == 1
 
 
-def test_async_for_ends_on_normal_close_from_server(store: MetricStore) -> None:
+def test_async_for_ends_on_normal_close_from_server(store: MetricStore, transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/bye") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/bye") as ws:
             assert [m async for m in ws] == ["one", "two"]
             assert ws.closed
 
@@ -218,10 +237,10 @@ def test_async_for_ends_on_normal_close_from_server(store: MetricStore) -> None:
     assert passes_fails(store, "ws_failed") == (0, 1)
 
 
-def test_scenario_exception_closes_the_session_cleanly(store: MetricStore) -> None:
+def test_scenario_exception_closes_the_session_cleanly(store: MetricStore, transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url)
+            client = client_for(store, url, transport)
             with pytest.raises(ValueError, match="scenario bug"):
                 async with client("/echo"):
                     raise ValueError("scenario bug")
@@ -231,10 +250,11 @@ def test_scenario_exception_closes_the_session_cleanly(store: MetricStore) -> No
     assert passes_fails(store, "ws_failed") == (0, 1)
 
 
-def test_keep_reuses_one_connection_across_iterations_until_aclose(store: MetricStore) -> None:
+def test_keep_reuses_one_connection_across_iterations_until_aclose(store: MetricStore,
+                                                                   transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url)
+            client = client_for(store, url, transport)
             first = await client("/echo", keep=True)           # iteration 1
             second = await client.connect("/echo", keep=True)  # iteration 2
             async with client("/echo", keep=True) as third:     # iteration 3: not closed on exit
@@ -256,10 +276,10 @@ def test_keep_reuses_one_connection_across_iterations_until_aclose(store: Metric
     assert passes_fails(store, "ws_failed") == (0, 3)
 
 
-def test_kept_connection_dropped_by_server_is_reopened(store: MetricStore) -> None:
+def test_kept_connection_dropped_by_server_is_reopened(store: MetricStore, transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url)
+            client = client_for(store, url, transport)
             first = await client("/bye", keep=True)
             assert [m async for m in first] == ["one", "two"]
             second = await client("/bye", keep=True)
@@ -283,10 +303,11 @@ def test_compression_is_off_by_default(store: MetricStore) -> None:
     run(main())
 
 
-def test_api_token_becomes_a_bearer_header_unless_overridden(store: MetricStore) -> None:
+def test_api_token_becomes_a_bearer_header_unless_overridden(store: MetricStore,
+                                                             transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
-            client = client_for(store, url, API_TOKEN="s3cret")
+            client = client_for(store, url, transport, API_TOKEN="s3cret")
             async with client("/headers") as ws:
                 assert (await ws.recv_json())["authorization"] == "Bearer s3cret"
             async with client("/headers", headers={"authorization": "Basic eA=="}) as ws:
@@ -295,9 +316,9 @@ def test_api_token_becomes_a_bearer_header_unless_overridden(store: MetricStore)
     run(main())
 
 
-def test_send_rejects_what_it_cannot_encode(store: MetricStore) -> None:
+def test_send_rejects_what_it_cannot_encode(store: MetricStore, transport: str) -> None:
     async def main() -> None:
-        async with ws_server() as url, client_for(store, url)("/echo") as ws:
+        async with ws_server() as url, client_for(store, url, transport)("/echo") as ws:
             with pytest.raises(TypeError, match="cannot send a set"):
                 await ws.send({1, 2})
 
@@ -387,7 +408,7 @@ def test_runtime_ws_options_use_the_validator_and_durations(store: MetricStore) 
     assert client._defaults["open_timeout"] == 0.5 and client._defaults["ping_interval"] is None
 
 
-def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore,
+def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore, transport: str,
                                                            free_port: int) -> None:
     errors: list[tuple[str, ...]] = []
 
@@ -398,7 +419,7 @@ def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore,
     async def main() -> None:
         async with ws_server() as url:
             client = WsClient(ClientContext(store=store, vu_id=1, env={"WS_URL": url},
-                                            on_error=broken))
+                                            options=fast_or_not(transport), on_error=broken))
             with pytest.raises(WsConnectError):
                 await client.connect(f"ws://127.0.0.1:{free_port}/down")
             async with client("/echo") as ws:  # a clean session reports nothing
@@ -414,11 +435,13 @@ def test_connect_failures_and_abnormal_ends_reach_on_error(store: MetricStore,
     assert "1011" in errors[1][1] and "boom" in errors[1][1] and "/abort" in errors[1][1]
 
 
-def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore) -> None:
+def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore,
+                                                              transport: str) -> None:
     async def main() -> None:
         async with ws_server() as url:
             ctx = ClientContext(store=store, vu_id=3, env={"WS_URL": url},
-                                options={"ws": {"local_addrs": ["127.0.0.1", "127.0.0.2"]}})
+                                options={"ws": {"local_addrs": ["127.0.0.1", "127.0.0.2"],
+                                                    "transport": transport}})
             client = WsClient(ctx)
             async with client("/echo") as ws:
                 assert ws.raw.local_address[0] == "127.0.0.2"
@@ -426,7 +449,8 @@ def test_local_addrs_option_spreads_vus_over_source_addresses(store: MetricStore
     run(main())
 
 
-def test_vus_past_20k_connect_from_further_loopback_addresses(store: MetricStore) -> None:
+def test_vus_past_20k_connect_from_further_loopback_addresses(store: MetricStore,
+                                                              transport: str) -> None:
     """One source address has ~28K ports per destination: VU 20001 on comes from 127.0.0.2,
     VU 40001 from 127.0.0.3; VUs up to 20000 and non-loopback targets are left alone."""
     seen: dict[int, str] = {}
@@ -434,7 +458,8 @@ def test_vus_past_20k_connect_from_further_loopback_addresses(store: MetricStore
     async def main() -> None:
         async with ws_server() as url:
             for vu_id in (1, 20_000, 20_001, 40_001):
-                client = WsClient(ClientContext(store=store, vu_id=vu_id, env={"WS_URL": url}))
+                client = WsClient(ClientContext(store=store, vu_id=vu_id, env={"WS_URL": url},
+                                                  options=fast_or_not(transport)))
                 async with client("/echo") as ws:
                     seen[vu_id] = ws.raw.local_address[0]
 
