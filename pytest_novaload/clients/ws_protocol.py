@@ -189,7 +189,11 @@ class FrameProtocol(asyncio.Protocol):
             buf += data[pos:]
 
     def eof_received(self) -> None:
-        return None  # the transport closes itself; connection_lost follows
+        """The server ended TCP: CLOSED at once, as websockets' receive_eof (a send before
+        connection_lost raises ConnectionClosed, not a closed transport's RuntimeError)."""
+        self.state = CLOSED
+        self._discard = True
+        # returning None: the transport closes itself; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
