@@ -45,8 +45,6 @@ CLOSED_SENTINEL: Any = object()
 class FrameProtocol(asyncio.Protocol):
     """Connection state and everything that arrives from the server (see the module doc)."""
 
-    """One client connection: the handshake, then frames both ways (see the module doc)."""
-
     __slots__ = (
         "_buf", "_close_timeout", "_discard", "_drain", "_exc", "_frag_len", "_frag_op",
         "_frags", "_high", "_keepalive", "_key", "_lost", "_low", "_max_size", "_messages",
@@ -97,7 +95,6 @@ class FrameProtocol(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
 
-
     @property
     def close_code(self) -> int | None:
         if self.state is not CLOSED:
@@ -120,7 +117,6 @@ class FrameProtocol(asyncio.Protocol):
             rcvd, sent, self.close_rcvd_then_sent)
         exc.__cause__ = self._exc
         return exc
-
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -350,7 +346,8 @@ class FrameProtocol(asyncio.Protocol):
         self._buf.clear()
         self._exc = cause if cause is not None else ProtocolError(reason)
         if self.state is OPEN:
-            self._send_close(Close(code, reason[:120]))
+            # a close frame's payload is at most 125 bytes: the code and 123 of reason
+            self._send_close(Close(code, reason.encode()[:123].decode(errors="ignore")))
         else:
             self._await_eof()
 
