@@ -625,3 +625,37 @@ def test_keepalive_pings_answered_keep_the_session(store: MetricStore, transport
 
     run(main())
     assert passes_fails(store) == (0, 1)
+
+
+@pytest.fixture
+def trusted_cert(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 that the default SSL context trusts here."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    return cert, key
+
+
+def test_wss_through_tls(store: MetricStore, transport: str,
+                         trusted_cert: tuple[str, str]) -> None:
+    import ssl
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*trusted_cert)
+
+    async def main() -> None:
+        async with ws_server(ssl=server_ctx) as url:
+            wss = url.replace("ws://", "wss://")
+            async with client(store, transport, wss)("/echo") as ws:
+                assert await ws.request("over tls") == "over tls"
+
+    run(main())
+    assert passes_fails(store) == (0, 1)
