@@ -659,3 +659,43 @@ def test_wss_through_tls(store: MetricStore, transport: str,
 
     run(main())
     assert passes_fails(store) == (0, 1)
+
+
+def test_the_marker_option_runs_the_fast_transport_end_to_end(
+        pytester: pytest.Pytester, threaded_ws_server: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WS_URL", threaded_ws_server)
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.load(executor="per-vu-iterations", vus=2, iterations=3,
+                          ws={"transport": "fast"},
+                          thresholds={"ws_failed": ["rate==0"], "ws_sessions": ["count==2"],
+                                      "ws_msgs_received": ["count==6"],
+                                      "iteration_failed": ["rate==0"]})
+        def test_fast(load):
+            async def user(vu):
+                ws = await vu.ws("/echo", keep=True)
+                assert type(ws.raw).__name__ == "FastWsConnection"
+                assert await ws.request({"n": vu.iteration}, match={"n": vu.iteration})
+            load.run(user)
+
+        @pytest.mark.load(executor="per-vu-iterations", vus=1, iterations=1,
+                          ws={"transport": "fast"}, thresholds={"ws_sessions": ["count==2"]})
+        def test_threshold_fails(load):
+            async def user(vu):
+                async with vu.ws("/echo") as ws:
+                    await ws.send("x")
+            load.run(user)
+
+        @pytest.mark.load(vus=1, iterations=1, ws={"transport": "fastest"})
+        def test_bad_transport(load):
+            load.run(lambda vu: None)
+    """)
+    result = pytester.runpytest("-p", "no:xdist", "-p", "no:cacheprovider",
+                                "--continue-on-collection-errors", "--load-progress", "off",
+                                "--load-results=off")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*transport='fastest': expected 'websockets' (the default) "
+                                 "or 'fast'*"])
