@@ -268,3 +268,14 @@ def pg_dsn(pg_cluster: Any) -> str:
     dsn: str = pg_cluster.dsn
     return dsn
 
+
+
+# --- WebSocket transports (added by the fast ws transport tests) ----------------------------
+
+
+@pytest.fixture(params=["websockets", "fast"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """``ws={"transport": ...}``: a connecting test runs on both, one expectation for both
+    (the fast transport must behave as websockets does)."""
+    name: str = request.param
+    return name

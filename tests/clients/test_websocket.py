@@ -70,13 +70,6 @@ def store(metric_store: MetricStore) -> MetricStore:
     return metric_store
 
 
-@pytest.fixture(params=["websockets", "fast"])
-def transport(request: pytest.FixtureRequest) -> str:
-    """Each connecting test runs on both transports: the fast one must behave the same."""
-    name: str = request.param
-    return name
-
-
 def fast_or_not(transport: str) -> dict[str, Any]:
     return {"ws": {"transport": transport}}
 
