@@ -158,6 +158,19 @@ def test_authorization_and_extra_headers_are_sent(store: MetricStore, transport:
     run(main())
 
 
+def test_user_info_in_the_url_is_sent_as_basic_auth(store: MetricStore, transport: str) -> None:
+    async def main() -> None:
+        async with raw_server(sends_then_reads_close(b"")) as (url, seen):
+            with_user = url.replace("ws://", "ws://user:p%40ss@")
+            async with client(store, transport, with_user)("/"):
+                pass
+            head = seen[0].decode()
+            assert "\r\nAuthorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
+            assert "p%40ss" not in head
+
+    run(main())
+
+
 def test_open_timeout_against_a_server_that_never_answers(store: MetricStore,
                                                           transport: str) -> None:
     async def main() -> None:
