@@ -55,10 +55,11 @@ def test_api_thresholds_fail_when_the_api_is_slow(pytester: pytest.Pytester,
                                 "--load-scale", "1", "--load-duration-scale", "1",
                                 "--load-results", "off")
     result.assert_outcomes(failed=1)
+    # (a 95% interval may follow the value, "[606.0, 612.8]", when the run spans enough seconds)
     result.stdout.fnmatch_lines([
         "*1 of 4 thresholds failed for*test_api_vm_crud_short*",
-        "*http_req_duration p(95)<500 -> * ms  FAILED*",
-        "*http_req_duration p(99)<1000 -> * ms  ok*",
-        "*http_req_failed rate<0.01 -> 0 (0%)  ok*",
-        "*vm_creation_time p(95)<2000 -> * ms  ok*",
+        "*http_req_duration p(95)<500 -> * ms*  FAILED*",
+        "*http_req_duration p(99)<1000 -> * ms*  ok*",
+        "*http_req_failed rate<0.01 -> 0 (0%)*  ok*",
+        "*vm_creation_time p(95)<2000 -> * ms*  ok*",
     ])
