@@ -21,10 +21,7 @@ class Tasks:
         self.aside: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self.running.add(task)
-        task.add_done_callback(self.running.discard)
-        return task
+        return _tracked(coro, self.running)
 
     async def stop(self, grace: float) -> None:
         """Let running iterations finish for up to ``grace`` seconds, then cancel the rest."""
@@ -33,9 +30,7 @@ class Tasks:
         await self.cancel()
 
     def spawn_aside(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self.aside.add(task)
-        task.add_done_callback(self.aside.discard)
+        _tracked(coro, self.aside)
 
     async def cancel(self) -> None:
         pending = self.running | self.aside
@@ -43,6 +38,15 @@ class Tasks:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _tracked(coro: Coroutine[Any, Any, None],
+             into: set[asyncio.Task[None]]) -> asyncio.Task[None]:
+    """Run ``coro`` as a task held in ``into`` until it ends."""
+    task = asyncio.ensure_future(coro)
+    into.add(task)
+    task.add_done_callback(into.discard)
+    return task
 
 
 #: VUs started at once begin their first iteration about this far apart (10K starts per
