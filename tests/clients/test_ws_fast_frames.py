@@ -123,20 +123,26 @@ def test_ping_without_pong_times_out_unrecorded(store: MetricStore, transport: s
     assert count(store, "ws_ping") == 0
 
 
-@pytest.mark.parametrize("frames", [b"\x81\x02\xc3\x28", b"\x01\x01\xc3\x80\x01\x28"],
-                         ids=["frame", "fragments"])
-def test_invalid_utf8_text_closes_with_1007(store: MetricStore, transport: str,
-                                           frames: bytes) -> None:
+def _closes_with(store: MetricStore, transport: str, frames: bytes, code: int) -> None:
+    """The server sends ``frames``; the client must fail the session with ``code``: its close
+    frame carries it, the server reads it, and the session counts as failed."""
     async def main() -> None:
         async with raw_server(sends_then_reads_close(frames)) as (url, seen):
             with pytest.raises(ConnectionClosedError) as info:
                 async with client(store, transport, url)("/") as ws:
                     await ws.recv()
-            assert info.value.sent is not None and info.value.sent.code == 1007
-            assert seen[-1] == ("close", 1007)
+            assert info.value.sent is not None and info.value.sent.code == code
+            assert seen[-1] == ("close", code)
 
     run(main())
     assert passes_fails(store) == (1, 0)
+
+
+@pytest.mark.parametrize("frames", [b"\x81\x02\xc3\x28", b"\x01\x01\xc3\x80\x01\x28"],
+                         ids=["frame", "fragments"])
+def test_invalid_utf8_text_closes_with_1007(store: MetricStore, transport: str,
+                                           frames: bytes) -> None:
+    _closes_with(store, transport, frames, 1007)
 
 
 @pytest.mark.parametrize("frames", [
@@ -151,16 +157,7 @@ def test_invalid_utf8_text_closes_with_1007(store: MetricStore, transport: str,
         "interleaved"])
 def test_protocol_violations_close_with_1002(store: MetricStore, transport: str,
                                              frames: bytes) -> None:
-    async def main() -> None:
-        async with raw_server(sends_then_reads_close(frames)) as (url, seen):
-            with pytest.raises(ConnectionClosedError) as info:
-                async with client(store, transport, url)("/") as ws:
-                    await ws.recv()
-            assert info.value.sent is not None and info.value.sent.code == 1002
-            assert seen[-1] == ("close", 1002)
-
-    run(main())
-    assert passes_fails(store) == (1, 0)
+    _closes_with(store, transport, frames, 1002)
 
 
 def test_oversize_message_closes_with_1009(store: MetricStore, transport: str) -> None:
